@@ -1,0 +1,216 @@
+"""Intake: find the four submission files in a directory or a .zip and copy only them.
+
+A submission is a directory or a .zip holding ``lab1.py lab2.py lab3.py answers.py`` at its
+root or one folder down (students often zip a whole folder). Gradescope's upload folder may
+also hold a single .zip, which is opened in turn. Rules:
+- only the four files are taken, so a submitted ``conftest.py``, ``numpy.py`` or
+  ``sitecustomize.py`` never reaches the grader;
+- ``__MACOSX`` and hidden entries are ignored;
+- symlinks are never followed: a linked file counts as missing, with a note;
+- size caps guard against zip bombs (entries are read with a bounded read, since a zip's
+  declared sizes can lie); archive names are never used as paths, so traversal cannot write
+  outside ``dest``.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from autograder.errors import SubmissionError
+from autograder.paths import SUBMISSION_FILES
+
+MAX_FILE_BYTES = 2 * 1024 * 1024  # one source file; real ones are a few kB
+MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
+MAX_ARCHIVE_ENTRIES = 5000
+
+
+class IntakeError(SubmissionError):
+    """The submission could not be read at all (corrupt or oversized archive)."""
+
+    kind = "intake"
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What intake found. ``found`` maps each file taken to where it came from."""
+
+    dest: Path
+    found: dict
+    missing: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+def collect(src: Path | str, dest: Path | str) -> Intake:
+    """Copy the submission files of ``src`` (directory or .zip) into ``dest`` (created).
+
+    Never raises for a missing or unreadable single file (it is recorded in ``missing`` with a
+    note); raises ``IntakeError`` only when ``src`` itself cannot be read.
+    """
+    src, dest = Path(src), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    if src.is_file() and zipfile.is_zipfile(src):
+        files = _from_zip(src, notes)
+    elif src.is_dir():
+        files = _from_dir(src, notes)
+        if not files:
+            archives = [p for p in _visible_children(src) if p.suffix.lower() == ".zip"
+                        and not p.is_symlink() and p.is_file()]
+            if len(archives) == 1:
+                notes.append(f"Took the files from the archive `{archives[0].name}`.")
+                files = _from_zip(archives[0], notes)
+    elif src.exists():
+        raise IntakeError(f"The submission `{src.name}` is neither a folder nor a .zip archive.")
+    else:
+        raise IntakeError(f"No submission found at `{src}`.")
+
+    found = {}
+    for name, (origin, data) in sorted(files.items()):
+        target = dest / name
+        target.write_bytes(data)
+        os.chmod(target, 0o644)
+        found[name] = origin
+    missing = tuple(name for name in SUBMISSION_FILES if name not in found)
+    for name in missing:
+        if not any(f"`{name}`" in note for note in notes):
+            notes.append(f"`{name}` was not found in the submission; the problems that use it "
+                         "get 0.")
+    return Intake(dest=dest, found=found, missing=missing, notes=tuple(notes))
+
+
+def _visible_children(folder: Path):
+    return sorted(p for p in folder.iterdir() if not _ignored(p.name))
+
+
+def _ignored(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _from_dir(src: Path, notes: list[str]) -> dict:
+    """{name: (origin, bytes)} for the four files, root first, then one folder down."""
+    folders = [src] + [p for p in _visible_children(src) if p.is_dir() and not p.is_symlink()]
+    files = {}
+    for name in SUBMISSION_FILES:
+        for folder in folders:
+            path = _match(folder, name)
+            if path is None:
+                continue
+            origin = str(path.relative_to(src))
+            if path.is_symlink():
+                notes.append(f"`{origin}` is a symbolic link; links are not followed, so "
+                             f"`{name}` counts as missing. Submit the file itself.")
+                break
+            data = _read_regular(path, origin, notes)
+            if data is not None:
+                files[name] = (origin, data)
+                _note_origin(name, origin, notes)
+            break
+    return files
+
+
+def _match(folder: Path, name: str) -> Path | None:
+    """``folder/name``, or a case-insensitive match (``Lab1.py``), without following links."""
+    exact = folder / name
+    if exact.is_symlink() or exact.exists():
+        return exact
+    for child in _visible_children(folder):
+        if child.name.lower() == name:
+            return child
+    return None
+
+
+def _read_regular(path: Path, origin: str, notes: list[str]) -> bytes | None:
+    try:  # O_NOFOLLOW: a link swapped in after the check above still is not followed
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        notes.append(f"`{origin}` could not be read (a link or unreadable); it counts as missing.")
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            notes.append(f"`{origin}` is not a regular file; it counts as missing.")
+            return None
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        notes.append(f"`{origin}` is larger than {MAX_FILE_BYTES // 1024} kB; it counts as missing.")
+        return None
+    return data
+
+
+def _note_origin(name: str, origin: str, notes: list[str]) -> None:
+    if origin != name:
+        notes.append(f"Took `{origin}` as `{name}`.")
+
+
+def _from_zip(archive: Path, notes: list[str]) -> dict:
+    if archive.stat().st_size > MAX_ARCHIVE_BYTES:
+        raise IntakeError(f"The archive `{archive.name}` is larger than "
+                          f"{MAX_ARCHIVE_BYTES // 2**20} MB.")
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            entries = zf.infolist()
+            if len(entries) > MAX_ARCHIVE_ENTRIES:
+                raise IntakeError(f"The archive `{archive.name}` has more than "
+                                  f"{MAX_ARCHIVE_ENTRIES} entries.")
+            chosen = _choose_zip_entries(entries, notes)
+            files = {}
+            for name, info in chosen.items():
+                data = _read_zip_entry(zf, info, notes)
+                if data is not None:
+                    files[name] = (info.filename, data)
+                    _note_origin(name, info.filename, notes)
+            return files
+    except zipfile.BadZipFile as error:
+        raise IntakeError(f"The archive `{archive.name}` is corrupt: {error}.") from error
+
+
+def _choose_zip_entries(entries, notes: list[str]) -> dict:
+    """{name: ZipInfo} for entries at depth 0 or 1; the root wins, then folders in order."""
+    candidates: dict[str, list] = {}
+    for info in entries:
+        path = PurePosixPath(info.filename.replace("\\", "/"))
+        parts = path.parts
+        if info.is_dir() or not parts:
+            continue
+        if parts[0] == "/" or ".." in parts or ":" in parts[0]:
+            notes.append(f"Ignored the archive entry `{info.filename}` (an unsafe path).")
+            continue
+        if any(_ignored(part) for part in parts) or len(parts) > 2:
+            continue
+        name = parts[-1].lower()
+        if name in SUBMISSION_FILES:
+            candidates.setdefault(name, []).append(info)
+    return {name: min(infos, key=lambda i: (i.filename.count("/"), i.filename))
+            for name, infos in candidates.items()}
+
+
+def _read_zip_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, notes: list[str]) -> bytes | None:
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        notes.append(f"`{info.filename}` is a symbolic link; links are not followed, so it "
+                     "counts as missing. Submit the file itself.")
+        return None
+    if info.flag_bits & 0x1:
+        notes.append(f"`{info.filename}` is encrypted; it counts as missing.")
+        return None
+    if info.file_size > MAX_FILE_BYTES:
+        notes.append(f"`{info.filename}` is larger than {MAX_FILE_BYTES // 1024} kB; "
+                     "it counts as missing.")
+        return None
+    try:
+        with zf.open(info) as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)  # bounded: declared sizes can lie
+    except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError) as error:
+        notes.append(f"`{info.filename}` could not be extracted ({error}); it counts as missing.")
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        notes.append(f"`{info.filename}` is larger than {MAX_FILE_BYTES // 1024} kB; "
+                     "it counts as missing.")
+        return None
+    return data
