@@ -1,0 +1,265 @@
+"""Trusted comparisons with student-facing messages (the judge stage).
+
+In PrairieLearn's manner: ``check_array(name, expected, got, *, rtol, atol, context=...)``
+validates the exact type, shape, dtype kind and finiteness of ``got`` before comparing, and a
+wrong answer raises ``WrongAnswer`` (an AssertionError: the test fails and costs its points).
+A failure of the student's code itself is a ``autograder.errors.SubmissionError``, raised by the
+sandbox, never here.
+
+Messages are markdown. They name the function and the input (``context``), and give expected
+versus got: shape, dtype, the worst element with its index, the maximum absolute and relative
+error, how many elements are out of tolerance, and NaN/Inf counts. ``hidden=True`` (hidden tests)
+drops every value and input and keeps the kind of failure and the hint.
+
+Hints: ``recognise(got, ...)`` compares a wrong answer with known wrong answers and returns
+the matching hints from ``HINTS``. Known wrong answers come in two forms: ``variants`` (arrays
+that a mistaken solution would return on this input, generated into the fixtures by
+``autograder.fixtures``) and ratio patterns of the update ``got - start`` versus
+``expected - start`` (a factor 2, a flipped sign), which need no fixture.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+
+# One sentence per recognised mistake, appended to a failure message as "Hint: ...".
+HINTS: dict[str, str] = {
+    # Lab 1
+    "factor_2": "the result is off by a factor 2: L has no 1/2, so its gradient is 2 X^T (X W - y).",
+    "factor_half": "the result is twice too large: the gradient of L is 2 X^T (X W - y), not 4 X^T (...).",
+    "mean": "the result is 3 times too small: L is a sum over the samples, not a mean.",
+    "ascent": "the update has the wrong sign: this is gradient ascent; descend with W - lr * gradient.",
+    "per_sample": "the weights were updated once per sample (3 updates); take ONE full-batch step "
+                  "with the gradient over all samples.",
+    "projected_before_step": "the projection was applied before the gradient step; "
+                             "step first (V = W - lr * gradient), then keep the k largest |V|.",
+    "kept_smallest": "the k smallest entries were kept; keep the k entries with the LARGEST |V|.",
+    "threshold_before_step": "the soft threshold was applied before the gradient step; "
+                             "step first, then soft-threshold.",
+    "no_sign": "soft thresholding without the sign: sign(v) * max(|v| - threshold, 0) keeps "
+               "the sign of v.",
+    "trimmed_largest": "the wrong entries were shrunk in trimmed L1: soft-threshold only the h "
+                       "entries with the SMALLEST |V| and leave the others unchanged.",
+    "trimmed_all": "every entry was soft-thresholded; trimmed L1 shrinks only the h smallest |V|.",
+    # Lab 2
+    "largest_pruned": "the largest weights were pruned; prune the weights with the smallest |w|.",
+    "q_fraction": "q was used as a fraction (q/100 of a percent); q is a percentage in [0, 100].",
+    "signed_percentile": "the percentile of signed weights, not of |w|, was used; threshold the "
+                         "magnitudes.",
+    # Lab 3
+    "step_pow": "step = 2**bit instead of 2**bit - 1: 2**bit levels have 2**bit - 1 intervals.",
+    "floor": "floor instead of round: round ws * step to the nearest level.",
+    "no_beta": "beta (min) was not added back: wq = alpha * R + beta.",
+    "no_pass_through": "the backward does not pass the gradient through: return (g, None, None).",
+    "keep_zeros_inverted": "keep_zeros mask inverted: keep the quantized value where w != 0 and "
+                           "put 0 where w == 0.",
+    "zeros_restored": "zeros were restored even though keep_zeros=False; restore them only when "
+                      "keep_zeros is True.",
+}
+
+# Update ratios (got - start) / (expected - start) that betray a mistake.
+_RATIO_HINTS = {0.5: "factor_2", 2.0: "factor_half", 1.0 / 3.0: "mean", -1.0: "ascent"}
+_PREVIEW = 12  # arrays with more elements are summarised in messages
+
+
+class WrongAnswer(AssertionError):
+    """The submission's answer is wrong; ``str(self)`` is the student-facing markdown."""
+
+
+def fail(message: str, *, context: str = "", hidden: bool = False,
+         hints: Iterable[str] = (), details: str = "") -> None:
+    """Raise ``WrongAnswer``: ``message`` (the kind of failure, safe for hidden tests), then the
+    ``context`` and ``details`` (inputs and values, dropped when ``hidden``), then the hints."""
+    parts = [message]
+    if context and not hidden:
+        parts.append(f"Input: {context}")
+    if details and not hidden:
+        parts.append(details)
+    parts.extend(f"Hint: {text}" for text in dict.fromkeys(hints))
+    raise WrongAnswer("\n\n".join(parts))
+
+
+def show(value) -> str:
+    """A short, readable rendering of a value for messages."""
+    if isinstance(value, np.ndarray):
+        if value.size <= _PREVIEW:
+            return np.array2string(value, precision=6, separator=", ")
+        return (f"array of shape {value.shape}, dtype {value.dtype}, first values "
+                f"{np.array2string(value.ravel()[:6], precision=6, separator=', ')}...")
+    if isinstance(value, float):
+        return f"{value:.8g}"
+    return repr(value)
+
+
+def _type_name(value) -> str:
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+
+
+def check_array(name: str, expected: np.ndarray, got, *, rtol: float, atol: float,
+                context: str = "", hidden: bool = False, hints: Iterable[str] = (),
+                dtype_kinds: str = "f") -> None:
+    """Pass when ``got`` is an ndarray of ``expected``'s shape, a dtype of ``dtype_kinds``,
+    finite, and ``|got - expected| <= atol + rtol * |expected|`` elementwise."""
+    expected = np.asarray(expected)
+    if type(got) is not np.ndarray:
+        fail(f"**{name}** should return a NumPy array (`numpy.ndarray`), but returned "
+             f"`{_type_name(got)}`.", context=context, hidden=hidden)
+    if got.shape != expected.shape:
+        fail(f"**{name}** returned an array of shape {got.shape}; expected shape "
+             f"{expected.shape}.", context=context, hidden=hidden)
+    if got.dtype.kind not in dtype_kinds:
+        fail(f"**{name}** returned dtype {got.dtype}; expected a "
+             f"{'floating-point' if dtype_kinds == 'f' else dtype_kinds} dtype "
+             f"(like {expected.dtype}).", context=context, hidden=hidden)
+    check_finite(name, got, context=context, hidden=hidden)
+    error = np.abs(got.astype(np.float64) - expected.astype(np.float64))
+    tolerance = atol + rtol * np.abs(expected.astype(np.float64))
+    bad = error > tolerance
+    if not bad.any():
+        return
+    worst = np.unravel_index(np.argmax(error - tolerance), error.shape)
+    relative = error / np.maximum(np.abs(expected.astype(np.float64)), np.finfo(float).tiny)
+    summary = (f"**{name}** returned a wrong result: {int(bad.sum())} of {bad.size} elements "
+               f"are out of tolerance (rtol {rtol:g}, atol {atol:g}); shape {got.shape}, "
+               f"dtype {got.dtype}.")
+    details = (f"- worst element at index {tuple(int(i) for i in worst)}: expected "
+               f"{expected[worst]:.8g}, got {got[worst]:.8g}\n"
+               f"- max absolute error {error.max():.3g}, max relative error {relative.max():.3g}\n"
+               f"- expected: {show(expected)}\n- got:      {show(got)}")
+    fail(summary, context=context, hidden=hidden, hints=hints, details=details)
+
+
+def check_finite(name: str, got: np.ndarray, *, context: str = "", hidden: bool = False) -> None:
+    """Fail with the count and first index of NaN and Inf values, if any."""
+    if got.dtype.kind not in "fc":
+        return
+    for label, found in (("NaN", np.isnan(got)), ("Inf", np.isinf(got))):
+        if found.any():
+            first = tuple(int(i) for i in np.argwhere(found)[0])
+            fail(f"**{name}** returned {int(found.sum())} {label} value(s) of {got.size}, the "
+                 f"first at index {first}.", context=context, hidden=hidden)
+
+
+def check_scalar(name: str, expected: float, got, *, rtol: float, atol: float,
+                 context: str = "", hidden: bool = False, hints: Iterable[str] = ()) -> None:
+    """Pass when ``got`` is a real number (a Python or NumPy scalar, or a 0-d/1-element array)
+    within ``atol + rtol * |expected|`` of ``expected``."""
+    value = as_real(got)
+    if value is None:
+        fail(f"**{name}** should return a number, but returned `{_type_name(got)}`"
+             f"{'' if not isinstance(got, np.ndarray) else f' of shape {got.shape}'}.",
+             context=context, hidden=hidden)
+    if not np.isfinite(value):
+        fail(f"**{name}** returned {value}.", context=context, hidden=hidden)
+    if abs(value - expected) > atol + rtol * abs(expected):
+        fail(f"**{name}** returned a wrong value (rtol {rtol:g}, atol {atol:g}).",
+             context=context, hidden=hidden, hints=hints,
+             details=f"- expected {expected:.8g}, got {value:.8g} (error {abs(value - expected):.3g})")
+
+
+def as_real(value) -> float | None:
+    """``value`` as a Python float when it is a real scalar (bool excluded), else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iuf":
+        return float(value.reshape(()))
+    return None
+
+
+def recognise(got, *, expected=None, start=None, variants: Mapping[str, np.ndarray] = {},
+              rtol: float = 1e-4, atol: float = 1e-7) -> list[str]:
+    """The hints of every known mistake that ``got`` matches.
+
+    ``variants`` maps a ``HINTS`` key to what that mistake returns on this input. With
+    ``expected`` and ``start`` (the point a step starts from; zeros for a gradient), an update
+    ``got - start`` that is a fixed multiple of ``expected - start`` is recognised too.
+    """
+    if type(got) is not np.ndarray or got.dtype.kind not in "iuf":
+        return []
+    found = []
+    for key, wrong in variants.items():
+        wrong = np.asarray(wrong)
+        if wrong.shape == got.shape and np.allclose(got, wrong, rtol=rtol, atol=atol):
+            found.append(HINTS[key])
+    if expected is not None and start is not None and np.shape(expected) == got.shape:
+        step = np.asarray(expected, np.float64) - start
+        taken = got.astype(np.float64) - start
+        scale = np.abs(step).max()
+        for ratio, key in _RATIO_HINTS.items():
+            if scale > 0 and np.allclose(taken, ratio * step, rtol=rtol, atol=atol * scale):
+                found.append(HINTS[key])
+    return found
+
+
+def pruning_hints(original: np.ndarray, got: np.ndarray, *, q: float) -> list[str]:
+    """Hints for a wrong pruning of ``original`` (the weights before) into ``got``."""
+    pruned = (got == 0) & (original != 0)
+    kept = got != 0
+    if not pruned.any():
+        return []
+    found = []
+    magnitude = np.abs(original)
+    if kept.any() and magnitude[pruned].min() >= magnitude[kept].max():
+        found.append(HINTS["largest_pruned"])
+    if abs(int((got == 0).sum()) - q / 100 / 100 * got.size) <= 1:
+        found.append(HINTS["q_fraction"])
+    signed = original < np.percentile(original, q)
+    if kept.any() and np.array_equal(signed, got == 0) and not np.array_equal(
+            signed, magnitude < np.percentile(magnitude, q)):
+        found.append(HINTS["signed_percentile"])
+    return found
+
+
+def allowed_pruned_counts(original: np.ndarray, q: float) -> tuple[int, int]:
+    """The range of accepted numbers of zeros after pruning ``original`` at ``q`` percent.
+
+    Conventions differ by one element (percentile interpolation, ``>`` versus ``>=``, rounding
+    of q/100 * n, topk/kthvalue), and where |w| ties at the threshold a mask prunes the whole
+    tied block or none of it: every count from the start to the end of the tied block that
+    holds the target position is accepted, widened by one element on each side.
+    """
+    magnitude = np.sort(np.abs(original).ravel())
+    target = q / 100.0 * magnitude.size
+    position = min(max(int(round(target)) - 1, 0), magnitude.size - 1)
+    at = magnitude[position]
+    low = min(int(np.floor(target)) - 1, int((magnitude < at).sum()))
+    high = max(int(np.ceil(target)) + 1, int((magnitude <= at).sum()))
+    return max(low, 0), min(high, magnitude.size)
+
+
+def check_pruned(name: str, original: np.ndarray, got: np.ndarray, *, q: float,
+                 context: str = "", hidden: bool = False) -> None:
+    """The properties of magnitude pruning of one weight array at ``q`` percent.
+
+    Pass when ``got`` has ``original``'s shape and dtype, the number of zeros lies in
+    ``allowed_pruned_counts``, every kept |w| >= every pruned |w|, and kept values are unchanged.
+    """
+    check_array(f"{name}: the weight after pruning", original, got, rtol=np.inf, atol=np.inf,
+                context=context, hidden=hidden)  # type, shape, dtype kind and finiteness only
+    if got.dtype != original.dtype:
+        fail(f"**{name}** changed the weight's dtype from {original.dtype} to {got.dtype}.",
+             context=context, hidden=hidden)
+    hints = pruning_hints(original, got, q=q)
+    kept = got != 0
+    changed = kept & (got != original)
+    if changed.any():
+        index = tuple(int(i) for i in np.argwhere(changed)[0])
+        fail(f"**{name}** changed {int(changed.sum())} weight(s) it should have kept: pruning "
+             "only sets weights to 0.", context=context, hidden=hidden, hints=hints,
+             details=f"- at index {index}: before {original[index]:.8g}, after {got[index]:.8g}")
+    zeros = int((~kept).sum())
+    low, high = allowed_pruned_counts(original, q)
+    if not low <= zeros <= high:
+        fail(f"**{name}** left {zeros} of {got.size} weights at 0 ({zeros / got.size:.2%}); "
+             f"pruning q = {q:g}% should give between {low} and {high} zeros.",
+             context=context, hidden=hidden, hints=hints)
+    magnitude = np.abs(original)
+    pruned = ~kept & (original != 0)
+    if pruned.any() and kept.any() and magnitude[pruned].max() > magnitude[kept].min():
+        fail(f"**{name}** did not prune the smallest weights: a pruned |w| "
+             f"({magnitude[pruned].max():.6g}) is larger than a kept |w| "
+             f"({magnitude[kept].min():.6g}).", context=context, hidden=hidden, hints=hints)

@@ -1,0 +1,193 @@
+"""Child-side probes for Lab 2: build layers and networks from plain data, call the student's
+pruning code, and report the weights it left (plain arrays) and how it treated the Parameter.
+
+Models and data are placed where the student's module global ``device`` points (the course
+notebook's convention), falling back to ``inputs["device"]`` (the grader's device).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from autograder.probes import plain, student
+
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _function(module, name):
+    function = getattr(module, name, None)
+    if not callable(function):
+        from autograder.errors import MissingFunction
+        raise MissingFunction(f"`lab2.py` does not define the function `{name}`.")
+    return function
+
+
+def _device(module, inputs):
+    return str(getattr(module, "device", None) or inputs.get("device") or "cpu")
+
+
+def _array(tensor):
+    return tensor.detach().cpu().numpy().copy()
+
+
+def build_layer(weight: np.ndarray, bias=None) -> nn.Module:
+    """An ``nn.Conv2d`` (4-d weight) or ``nn.Linear`` (2-d weight) holding exactly these values."""
+    if weight.ndim == 4:
+        out_channels, in_channels, kh, kw = weight.shape
+        layer = nn.Conv2d(in_channels, out_channels, (kh, kw), bias=bias is not None)
+    else:
+        out_features, in_features = weight.shape
+        layer = nn.Linear(in_features, out_features, bias=bias is not None)
+    layer = layer.to(TORCH_DTYPES[str(weight.dtype)])
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(weight))
+        if bias is not None:
+            layer.bias.copy_(torch.from_numpy(bias))
+    return layer
+
+
+def _returned(value, weight_shape):
+    """How a pruning function's return value reads: "none", "mask" or its type name."""
+    if value is None:
+        return "none"
+    if isinstance(value, (torch.Tensor, np.ndarray)) and tuple(value.shape) == tuple(weight_shape):
+        return "mask"
+    return f"{type(value).__module__}.{type(value).__qualname__}"
+
+
+def prune(inputs: dict) -> dict:
+    """``prune_by_percentage(layer, q)`` on each case ``{"weight", "bias" (or None), "q"}``.
+
+    Reports per case: the weight and bias after the call (CPU arrays), whether ``layer.weight``
+    is still the same Parameter, its dtype and device, and what the function returned.
+    """
+    module = student("lab2")
+    device = _device(module, inputs)
+    results = []
+    for case in inputs["cases"]:
+        layer = build_layer(case["weight"], case.get("bias")).to(device)
+        parameter = layer.weight
+        returned = _function(module, "prune_by_percentage")(layer, case["q"])
+        weight = layer.weight
+        results.append({
+            "weight": plain(_array(weight) if isinstance(weight, torch.Tensor) else weight,
+                            what="layer.weight after prune_by_percentage"),
+            "same_parameter": weight is parameter,
+            "is_parameter": isinstance(weight, nn.Parameter),
+            "dtype": str(weight.dtype).replace("torch.", ""),
+            "device": str(weight.device) if isinstance(weight, torch.Tensor) else "",
+            "expected_device": str(parameter.device),
+            "bias": None if layer.bias is None else _array(layer.bias),
+            "returned": _returned(returned, parameter.shape),
+        })
+    return {"results": results}
+
+
+def sparsity(inputs: dict) -> dict:
+    """``layer_sparsity(layer)`` on a layer built from each of ``inputs["weights"]``."""
+    module = student("lab2")
+    device = _device(module, inputs)
+    values = []
+    for weight in inputs["weights"]:
+        value = _function(module, "layer_sparsity")(build_layer(weight).to(device))
+        if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
+            value = plain(value, what="layer_sparsity's return value")
+        values.append(value if isinstance(value, (int, float, np.ndarray)) or value is None
+                      else f"<{type(value).__qualname__}>")
+    return {"values": values}
+
+
+def iterative(inputs: dict) -> dict:
+    """``iterative_prune_percentage(epoch)`` for each of ``inputs["epochs"]``."""
+    function = _function(student("lab2"), "iterative_prune_percentage")
+    values = []
+    for epoch in inputs["epochs"]:
+        value = function(int(epoch))
+        if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
+            value = plain(value, what="iterative_prune_percentage's return value")
+        values.append(value if isinstance(value, (int, float, np.ndarray)) or value is None
+                      else f"<{type(value).__qualname__}>")
+    return {"values": values}
+
+
+def global_prune(inputs: dict) -> dict:
+    """``global_prune_by_percentage(net, q)`` on a ResNet-20 initialised under ``seed``.
+
+    The trusted side rebuilds the same network from the same seed to know the weights before.
+    Returns ``{"names": [...], "weights": [...]}`` for every Conv2d/Linear, id_mapping included.
+    """
+    from hw4.resnet import ResNetCIFAR
+    module = student("lab2")
+    torch.manual_seed(int(inputs["seed"]))
+    net = ResNetCIFAR(num_layers=20).to(_device(module, inputs))
+    _function(module, "global_prune_by_percentage")(net, inputs["q"])
+    layers = [(name, layer) for name, layer in net.named_modules()
+              if isinstance(layer, (nn.Conv2d, nn.Linear))]
+    return {"names": [name for name, _ in layers],
+            "weights": [plain(_array(layer.weight), what=f"{name}.weight") for name, layer in layers]}
+
+
+class RecordingLoader:
+    """A train loader that snapshots the network's weights before yielding each batch.
+
+    The snapshot taken before batch i+1 shows the weights after the optimizer step (and any
+    masking) of batch i; a last one is taken when the loop asks for the batch after the last.
+    """
+
+    def __init__(self, net, batches, device):
+        self.net, self.device = net, device
+        self.batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+        self.snapshots = []
+        self.dataset = [None] * sum(len(y) for _, y in self.batches)  # for len(loader.dataset)
+        self.batch_size = len(self.batches[0][1])
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        for batch in self.batches:
+            self.snapshots.append(weights_of(self.net))
+            yield batch
+        self.snapshots.append(weights_of(self.net))
+
+
+def tiny_net() -> nn.Module:
+    """A small CNN of the provided layer types: FP_Conv(3->4, 3x3) -> ReLU -> pool -> FP_Linear(16->10)."""
+    from hw4.resnet import FP_Conv, FP_Linear
+    return nn.Sequential(FP_Conv(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), FP_Linear(16, 10))
+
+
+def weights_of(net) -> list[np.ndarray]:
+    """The weight of every Conv2d/Linear of ``net``, as CPU arrays, in definition order."""
+    return [_array(m.weight) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def finetune(inputs: dict) -> dict:
+    """One ``finetune_after_prune`` epoch of ``tiny_net`` from ``inputs["weights"]`` (pruned).
+
+    SGD with momentum and weight decay, so unmasked pruned weights regrow after one step.
+    Returns ``{"snapshots": [[weights per layer] per batch + 1], "steps": optimizer.step calls}``.
+    """
+    module = student("lab2")
+    device = _device(module, inputs)
+    net = tiny_net()
+    layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        for layer, weight in zip(layers, inputs["weights"]):
+            layer.weight.copy_(torch.from_numpy(weight))
+    net = net.to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=inputs["lr"], momentum=0.9, weight_decay=1e-3)
+    steps = []
+    original_step = optimizer.step
+
+    def counted_step(*args, **kwargs):
+        steps.append(1)
+        return original_step(*args, **kwargs)
+
+    optimizer.step = counted_step
+    loader = RecordingLoader(net, inputs["batches"], device)
+    _function(module, "finetune_after_prune")(net, loader, nn.CrossEntropyLoss(), optimizer,
+                                              bool(inputs["prune"]))
+    return {"snapshots": loader.snapshots, "steps": len(steps), "final": weights_of(net)}
