@@ -1,0 +1,10 @@
+"""The sandbox stage: run untrusted student code out of process, one fresh fork per call.
+
+``Sandbox`` (client.py) is the trusted side; ``zygote.py`` is the fork server it starts;
+``child.py`` is what each forked child does; ``limits.py`` holds rlimits, the privilege drop and
+process killing; ``wire.py`` the data format across the boundary. See docs/DESIGN.md.
+"""
+from autograder.sandbox.client import ProbeResult, Sandbox
+from autograder.sandbox.limits import Limits
+
+__all__ = ["Limits", "ProbeResult", "Sandbox"]

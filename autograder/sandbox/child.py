@@ -1,0 +1,159 @@
+"""What a forked sandbox child does: confine itself, run one probe, write the result, exit.
+
+``run_call`` runs right after the zygote's fork and never returns: it leaves with ``os._exit``
+(no atexit handler, no buffered stdio of the zygote, no finalizer ever runs). The result is a
+wire message in the call directory: ``{"ok": True, "values": ...}`` or ``{"ok": False, "error":
+{"kind", "message", "details"}}``, where kind is a SubmissionError kind or ``"grader"``.
+"""
+from __future__ import annotations
+
+import io
+import os
+import random
+import resource
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder import probes
+from autograder.errors import GraderError, SubmissionError
+from autograder.sandbox import limits as limits_module
+from autograder.sandbox import wire
+
+EXIT_SETUP_FAILED = 70
+OUTPUT_FILE = "output.txt"
+RUNNING_FILE = "running.txt"
+
+_CUDA_SIGNS = ("Torch not compiled with CUDA enabled", "NVIDIA driver", "No CUDA GPUs are available",
+               "CUDA", "cuda")
+_MEMORY_SIGNS = ("can't allocate memory", "not enough memory", "out of memory", "Cannot allocate memory")
+
+
+@dataclass
+class Setup:
+    """What the zygote prepared once, for every child."""
+
+    submission_dir: Path
+    provided_dir: Path
+    root_dir: Path
+    limits: limits_module.Limits
+    account: object  # pwd.struct_passwd when root, else None
+    memory_base: int
+
+
+def _redirect_output(call_dir: Path) -> None:
+    """Point fds 0/1/2 at /dev/null and the capture file, close every other fd, rebuild stdio."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    output = os.open(call_dir / OUTPUT_FILE, flags, 0o600)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    # The zygote's pipes and log, anything torch opened: nothing leaks into student code.
+    highest = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    os.closerange(3, 1 << 20 if highest == resource.RLIM_INFINITY else min(highest, 1 << 20))
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True,
+                                  errors="backslashreplace")
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True,
+                                  errors="backslashreplace")
+    sys.__stdout__, sys.__stderr__, sys.__stdin__ = sys.stdout, sys.stderr, sys.stdin
+
+
+def _prepare_process(setup: Setup, request: dict, call_dir: Path) -> None:
+    os.environ.clear()
+    os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(call_dir),
+                       "TMPDIR": str(call_dir), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+                       "OMP_NUM_THREADS": str(request["threads"])})
+    if request["device"] == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    root = os.path.realpath(setup.root_dir)
+    kept = [entry for entry in sys.path
+            if entry and os.path.realpath(entry) != root and entry not in (str(setup.submission_dir),
+                                                                            str(setup.provided_dir))]
+    sys.path[:] = [str(setup.submission_dir), str(setup.provided_dir)] + kept
+    import numpy as np
+    import torch
+    torch.set_num_threads(max(1, int(request["threads"])))
+    seed = int(request["seed"])
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    probes.configure(setup.submission_dir, device=request["device"], running_file=call_dir / RUNNING_FILE)
+
+
+def _error(kind: str, message: str, details: str = "") -> dict:
+    return {"ok": False, "error": {"kind": kind, "message": message, "details": details}}
+
+
+def classify(error: BaseException, device: str) -> dict:
+    """The error message for the trusted side: whose fault, what, and where in the student's files."""
+    if isinstance(error, SubmissionError):
+        return _error(error.kind, error.message, error.details)
+    if isinstance(error, GraderError):
+        return _error("grader", str(error), traceback.format_exc())
+    frames = probes.student_frames(error)
+    escaped_from = probes.raised_by_student(error)
+    where = f"`{frames[-1].name}` in `{os.path.basename(frames[-1].filename)}`" if frames \
+        else f"`{escaped_from}`" if escaped_from else "your code"
+    details = probes.format_student_traceback(error)
+    if not isinstance(error, Exception):  # SystemExit, KeyboardInterrupt, pytest's outcomes
+        return _error("no_result", f"{where} raised `{probes.describe(error)}`, which ends the process "
+                      f"instead of returning a result. Return values; do not exit.", details)
+    if isinstance(error, NotImplementedError):
+        return _error("not_implemented", f"{where} is not implemented yet (it raised NotImplementedError).",
+                      details)
+    if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and
+                                          any(sign in str(error) for sign in _MEMORY_SIGNS)):
+        return _error("out_of_memory", f"{where} ran out of memory (`{probes.describe(error)}`).", details)
+    if not frames and not escaped_from:
+        return _error("grader", f"the probe failed: {probes.describe(error)}", traceback.format_exc())
+    if device == "cpu" and isinstance(error, (RuntimeError, AssertionError, AttributeError)) and \
+            any(sign in str(error) for sign in _CUDA_SIGNS):
+        return _error("exception", f"{where} tried to use a GPU (CUDA), but the grader has no GPU "
+                      f"(`{probes.describe(error)}`). Do not call `.cuda()` or write `\"cuda\"`: "
+                      f"use the `device` global of your lab file, e.g. `.to(device)`.", details)
+    return _error("exception", f"{where} raised `{probes.describe(error)}`.", details)
+
+
+def _write_result(call_dir: Path, message: dict) -> None:
+    try:
+        wire.write(call_dir, message)
+    except wire.WireError as error:
+        wire.write(call_dir, _error("invalid_output", f"The result cannot be sent back to the grader: "
+                                    f"{error}. Return NumPy arrays or torch tensors."))
+
+
+def run_call(setup: Setup, request: dict) -> None:
+    """Serve one request in the freshly forked child; never returns."""
+    exit_code = EXIT_SETUP_FAILED
+    try:
+        os.setsid()
+        call_dir = Path(request["call_dir"])
+        os.chdir(call_dir)
+        _redirect_output(call_dir)
+        inputs = wire.read(call_dir, "in", max_bytes=setup.limits.max_result_bytes) or {}
+        threads = max(1, int(request["threads"]))
+        limits_module.apply_in_child(setup.limits, memory_base=setup.memory_base,
+                                     cpu_seconds=float(request["timeout"]) * threads + 1,
+                                     account=setup.account)
+        _prepare_process(setup, request, call_dir)
+    except BaseException:
+        try:
+            wire.write(Path(request["call_dir"]), _error("grader", "the sandbox child could not be set up",
+                                                         traceback.format_exc()))
+        finally:
+            os._exit(exit_code)
+    # From here on, student code may run: nothing below trusts the process any more.
+    try:
+        try:
+            message = {"ok": True, "values": probes.run_probe(request["probe"], inputs)}
+        except BaseException as error:
+            message = classify(error, request["device"])
+        _write_result(call_dir, message)
+        exit_code = 0
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(exit_code)

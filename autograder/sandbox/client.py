@@ -1,0 +1,333 @@
+"""The trusted side of the sandbox: start the zygote, send calls, enforce the clock, read results.
+
+The grading process never imports student code: ``Sandbox.run`` asks the zygote (a fork server
+that has imported torch and the probes) to fork a child that runs one probe, waits for it under
+a wall-clock deadline, kills whatever it left behind, and reads its result as data only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from autograder import paths
+from autograder.errors import (SUBMISSION_ERRORS, Crashed, GraderError, InvalidOutput, NoResult,
+                               OutOfMemory, SubmissionError, TimedOut, from_kind)
+from autograder.sandbox import limits as limits_module
+from autograder.sandbox import wire
+from autograder.sandbox.child import OUTPUT_FILE, RUNNING_FILE
+from autograder.sandbox.limits import Limits
+
+STARTUP_TIMEOUT = 120.0  # importing torch on a loaded 2-core machine
+FORK_TIMEOUT = 10.0      # from a request to the zygote's {"pid"}
+REAP_TIMEOUT = 5.0       # from our SIGKILL to the zygote's exit report
+_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from autograder.sandbox.zygote import main; main()"
+_SIGNAL_WORDS = {signal.SIGSEGV: "segmentation fault", signal.SIGBUS: "bus error",
+                 signal.SIGFPE: "floating-point exception", signal.SIGILL: "illegal instruction",
+                 signal.SIGABRT: "abort"}
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one sandboxed call returned: decoded values, captured output, wall time in seconds."""
+
+    values: dict
+    stdout: str
+    elapsed: float = field(default=0.0)
+
+
+class _ZygoteGone(Exception):
+    """The zygote closed its pipe: it died or was killed."""
+
+
+class _Zygote:
+    """One fork-server process and its JSON-lines pipe."""
+
+    def __init__(self, config: dict, env: dict, log_path: Path, cwd: Path):
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOT, str(paths.ROOT)], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=log, env=env, cwd=cwd, close_fds=True,
+                start_new_session=True)
+        self._buffer = b""
+        self.send(config)
+        ready = self.receive(time.monotonic() + STARTUP_TIMEOUT)
+        if ready is None or not ready.get("ready"):
+            self.stop()
+            detail = ready.get("traceback", ready.get("error", "")) if ready else "no answer in time"
+            raise GraderError(f"the sandbox's zygote did not start: {detail}")
+        self.capabilities = ready["capabilities"]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def send(self, message: dict) -> None:
+        try:
+            self.process.stdin.write((json.dumps(message) + "\n").encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise _ZygoteGone() from None
+
+    def receive(self, deadline: float) -> dict | None:
+        """The next message, or None when ``deadline`` (monotonic) passes first."""
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if readable:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise _ZygoteGone()
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def stop(self) -> None:
+        limits_module.kill_group(self.process.pid)
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+
+def _zygote_env(device: str) -> dict:
+    """Only what Python, torch and the C libraries need: no secret of the grader's environment."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTORCH_NVML_BASED_CUDA_CHECK": "1", "MPLBACKEND": "Agg"}
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    elif "CUDA_VISIBLE_DEVICES" in os.environ:
+        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+    return env
+
+
+def _copy_submission(source: Path, dest: Path) -> None:
+    """Copy the four submission files that are regular files; links and the rest stay behind."""
+    dest.mkdir(mode=0o755)
+    for name in paths.SUBMISSION_FILES:
+        path = source / name
+        if path.is_file() and not path.is_symlink():
+            shutil.copyfile(path, dest / name, follow_symlinks=False)
+            os.chmod(dest / name, 0o644)
+
+
+class Sandbox:
+    """Runs probes against one submission, each call in a fresh forked child.
+
+    ``submission_dir`` holds the student's files (only lab1.py, lab2.py, lab3.py and answers.py
+    are copied and used). ``device`` is "cpu", "cuda" or "auto". The zygote starts lazily, at the
+    first ``run`` (or ``start``); ``close`` stops it and removes the sandbox's temporary files.
+    """
+
+    def __init__(self, submission_dir, *, device: str = "cpu", limits: Limits = Limits(),
+                 provided_dir=None):
+        self.submission_dir = Path(submission_dir)
+        self.device = self._resolve(device)
+        self.limits = limits
+        self.provided_dir = Path(provided_dir) if provided_dir is not None else paths.PROVIDED_DIR
+        self._zygote: _Zygote | None = None
+        self._base: Path | None = None
+        self._calls = 0
+        self._account = None
+
+    @staticmethod
+    def _resolve(device: str) -> str:
+        if device == "auto":
+            import torch
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if device != "cpu" and not device.startswith("cuda"):
+            raise GraderError(f"unknown device {device!r}")
+        return device
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the sandbox's directories and start the zygote (a no-op when it is running)."""
+        if self._zygote is not None and self._zygote.alive():
+            return
+        if self._zygote is not None:
+            self._zygote.stop()
+            self._zygote = None
+        if self._base is None:
+            if limits_module.is_root():
+                self._account = limits_module.sandbox_account(self.limits.user)
+            self._base = Path(tempfile.mkdtemp(prefix="hw4-sandbox-"))
+            os.chmod(self._base, 0o711)  # the sandbox user may enter its call dirs, not list them
+            _copy_submission(self.submission_dir, self._base / "submission")
+        config = {"provided_dir": str(self.provided_dir), "root_dir": str(paths.ROOT),
+                  "submission_dir": str(self._base / "submission"), "limits": asdict(self.limits)}
+        self._zygote = _Zygote(config, _zygote_env(self.device), self._base / "zygote.log", self._base)
+
+    @property
+    def capabilities(self) -> dict:
+        """Which defences are active (see the zygote), for the README and the report."""
+        self.start()
+        return dict(self._zygote.capabilities)
+
+    def close(self) -> None:
+        """Stop the zygote, kill every sandbox process and remove the temporary files."""
+        if self._zygote is not None:
+            self._zygote.stop()
+            self._zygote = None
+        self.kill_all()
+        if self._base is not None:
+            shutil.rmtree(self._base, ignore_errors=True)
+            self._base = None
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of the sandbox user (as root); the report stage calls it last."""
+        if self._account is not None:
+            limits_module.kill_uid(self._account.pw_uid)
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def run(self, probe: str, inputs: dict | None = None, *, timeout: float = 10.0,
+            threads: int = 1, seed: int = 0) -> ProbeResult:
+        """Run the probe ``probe`` on ``inputs`` in a fresh child; the student's faults are raised
+        as SubmissionError subclasses (with the captured output as ``.stdout``), ours as GraderError.
+        """
+        self.start()
+        self._calls += 1
+        call_dir = self._base / f"call-{self._calls}"
+        call_dir.mkdir(mode=0o700)
+        try:
+            if self._account is not None:
+                os.chown(call_dir, self._account.pw_uid, self._account.pw_gid)
+            if inputs:
+                try:
+                    wire.write(call_dir, inputs, stem="in")
+                except wire.WireError as error:
+                    raise GraderError(f"the inputs of {probe!r} are not plain data: {error}") from None
+            request = {"probe": probe, "call_dir": str(call_dir), "timeout": timeout,
+                       "threads": threads, "seed": seed, "device": self.device}
+            return self._call(request, call_dir)
+        finally:
+            shutil.rmtree(call_dir, ignore_errors=True)
+
+    def _call(self, request: dict, call_dir: Path) -> ProbeResult:
+        started = time.monotonic()
+        for attempt in (1, 2):  # a zygote that died before forking is restarted once
+            try:
+                self._zygote.send(request)
+                reply = self._zygote.receive(time.monotonic() + FORK_TIMEOUT)
+                if reply is None:
+                    raise GraderError("the sandbox's zygote did not fork in time")
+                break
+            except _ZygoteGone:
+                self._zygote.stop()
+                if attempt == 2:
+                    raise GraderError("the sandbox's zygote keeps dying") from None
+                self.start()
+        pid = reply["pid"]
+        try:
+            status = self._zygote.receive(started + request["timeout"])
+            timed_out = status is None
+            if timed_out:
+                limits_module.kill_group(pid)
+                status = self._zygote.receive(time.monotonic() + REAP_TIMEOUT)
+                if status is None:  # the zygote hangs (stopped by a student process?)
+                    self._zygote.stop()
+        except _ZygoteGone:
+            timed_out, status = False, None
+            self._zygote.stop()
+        finally:
+            limits_module.kill_group(pid)
+            self.kill_all()
+        elapsed = time.monotonic() - started
+        stdout = self._read_output(call_dir)
+        try:
+            message = wire.read(call_dir, max_bytes=self.limits.max_result_bytes)
+        except wire.WireError as error:
+            raise self._with_output(InvalidOutput(f"The result of your code could not be read: {error}."),
+                                    stdout) from None
+        if timed_out:
+            raise self._with_output(self._timed_out(request, call_dir), stdout)
+        if message is None:
+            raise self._with_output(self._no_result(status, request, call_dir), stdout)
+        return self._decode(message, stdout, elapsed)
+
+    # -- results and errors ----------------------------------------------------------------------
+
+    def _decode(self, message: dict, stdout: str, elapsed: float) -> ProbeResult:
+        if message.get("ok") is True and type(message.get("values")) is dict:
+            return ProbeResult(values=message["values"], stdout=stdout, elapsed=elapsed)
+        error = message.get("error")
+        if message.get("ok") is not False or type(error) is not dict or \
+                not all(type(error.get(key)) is str for key in ("kind", "message", "details")):
+            raise self._with_output(InvalidOutput("The result of your code is malformed."), stdout)
+        if error["kind"] == "grader" or error["kind"] not in SUBMISSION_ERRORS:
+            raise GraderError(f"{error['message']}\n{error['details']}")
+        raise self._with_output(from_kind(error["kind"], error["message"], error["details"]), stdout)
+
+    def _running(self, request: dict, call_dir: Path) -> str:
+        try:
+            with wire.open_regular(call_dir / RUNNING_FILE, 4096) as file:
+                text = file.read(200).decode("utf-8", "replace")
+            return "".join(ch for ch in text if ch.isprintable()) or request["probe"]
+        except (wire.WireError, TypeError, AttributeError, OSError):
+            return request["probe"]
+
+    def _timed_out(self, request: dict, call_dir: Path) -> TimedOut:
+        return TimedOut(f"Your code did not finish within the time limit of {request['timeout']:g} s "
+                        f"(it was running `{self._running(request, call_dir)}`) and was stopped.")
+
+    def _no_result(self, status: dict | None, request: dict, call_dir: Path) -> SubmissionError:
+        running = self._running(request, call_dir)
+        if status is None:
+            return NoResult(f"The process running your code (`{running}`) was killed from outside "
+                            f"before it returned a result. Do not signal other processes.")
+        if "signal" in status:
+            number = status["signal"]
+            if number == signal.SIGXCPU:
+                return TimedOut(f"`{running}` used up its CPU time limit and was stopped.")
+            if number == signal.SIGXFSZ:
+                return Crashed(f"`{running}` wrote a file larger than the limit of "
+                               f"{self.limits.max_file_bytes // limits_module.MiB} MiB (printing too "
+                               f"much counts) and was stopped.")
+            if number == signal.SIGKILL:
+                return OutOfMemory(f"`{running}` was killed, most likely for using too much memory.")
+            name = _SIGNAL_WORDS.get(number) or signal.strsignal(number) or f"signal {number}"
+            return Crashed(f"`{running}` crashed the Python process: {name} "
+                           f"({signal.Signals(number).name}).")
+        code = status.get("exit")
+        return NoResult(f"`{running}` ended the process (exit code {code}) without returning a result: "
+                        f"calling `os._exit`, `sys.exit` or `exit()`, or raising `SystemExit` or "
+                        f"`KeyboardInterrupt`, ends it. Return values instead.")
+
+    def _read_output(self, call_dir: Path) -> str:
+        cap = self.limits.max_output
+        try:
+            file = wire.open_regular(call_dir / OUTPUT_FILE, 1 << 62)
+        except wire.WireError as error:
+            return f"[output unavailable: {error}]"
+        if file is None:
+            return ""
+        with file:
+            data = file.read(cap + 1)
+            total = os.fstat(file.fileno()).st_size
+        text = data[:cap].decode("utf-8", "replace")
+        return text if total <= cap else text + f"\n[output truncated: {total} bytes in all, {cap} shown]"
+
+    @staticmethod
+    def _with_output(error: Exception, stdout: str) -> Exception:
+        error.stdout = stdout
+        return error

@@ -1,0 +1,244 @@
+"""Resource limits, privilege drop and process killing for sandboxed calls.
+
+Everything here is plain POSIX with a fallback where an API is Linux-only, so the same code
+runs as root on Gradescope (dedicated user, every defence) and as a user on a laptop (rlimits,
+process groups, wall clock). ``apply_in_child`` runs in the forked child before student code;
+the ``kill_*`` helpers run on the trusted side or in the zygote.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import pwd
+import resource
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from autograder.errors import GraderError
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+IS_LINUX = sys.platform.startswith("linux")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one sandboxed call may use.
+
+    memory: bytes the child may allocate on top of what the zygote already holds (torch and
+        numpy are loaded before the fork), enforced with RLIMIT_DATA (RLIMIT_AS where DATA is
+        missing); None for no limit.
+    cpu_seconds: CPU time of the child; None derives it from the call's timeout and threads.
+    max_file_bytes: the largest file the child may write (RLIMIT_FSIZE), stdout included.
+    max_output: bytes of captured stdout+stderr kept for feedback; the rest is cut.
+    max_result_bytes: the most the trusted side will read of out.json and of out.npz's arrays.
+    max_open_files: RLIMIT_NOFILE.
+    max_processes: RLIMIT_NPROC, applied only to the sandbox user (as root): for any other uid
+        it would count the user's own processes.
+    user: the unprivileged account the child runs as when the grader is root.
+    """
+
+    memory: int | None = 4 * GiB
+    cpu_seconds: float | None = None
+    max_file_bytes: int = 256 * MiB
+    max_output: int = 64 * 1024
+    max_result_bytes: int = 256 * MiB
+    max_open_files: int = 256
+    max_processes: int = 64
+    user: str = "hw4sandbox"
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def sandbox_account(name: str) -> pwd.struct_passwd:
+    """The sandbox user's passwd entry; a GraderError when it is missing (never run as root)."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise GraderError(
+            f"the sandbox user {name!r} does not exist; the grader runs as root and refuses to run "
+            f"student code as root (create it with ensure_sandbox_user or setup.sh)") from None
+
+
+def ensure_sandbox_user(name: str = "hw4sandbox") -> pwd.struct_passwd:
+    """Create the unprivileged system user ``name`` when missing (root only; used by tests and CI)."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    if not is_root():
+        raise GraderError(f"cannot create the sandbox user {name!r} without root")
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return pwd.getpwnam(name)
+
+
+# -- in the zygote ---------------------------------------------------------------------------
+
+_libc = None
+
+
+def _libc_call(name: str, *args: int) -> bool:
+    """Call a libc function by name; True when it returned 0. False on any failure."""
+    global _libc
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        return getattr(_libc, name)(*[ctypes.c_ulong(a) for a in args]) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def unshare_network() -> bool:
+    """Move this process into a new, empty network namespace (Linux, root). True on success."""
+    if not IS_LINUX:
+        return False
+    if hasattr(os, "unshare"):  # Python 3.12+
+        try:
+            os.unshare(os.CLONE_NEWNET)
+            return True
+        except OSError:
+            return False
+    return _libc_call("unshare", 0x40000000)  # CLONE_NEWNET
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants reparent to this process instead of init (Linux only).
+
+    A student process that double-forks and calls setsid still stays under the zygote, which
+    then kills it after the call, even without root.
+    """
+    return IS_LINUX and _libc_call("prctl", 36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def data_in_use() -> int:
+    """Bytes of private writable memory this process holds now (what RLIMIT_DATA counts)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+
+# -- in the child, before student code -------------------------------------------------------
+
+def _set(limit: int, value: int) -> None:
+    soft, hard = resource.getrlimit(limit)
+    value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+    resource.setrlimit(limit, (value, value))
+
+
+def apply_in_child(limits: Limits, *, memory_base: int, cpu_seconds: float,
+                   account: pwd.struct_passwd | None) -> None:
+    """Apply rlimits, then drop to ``account`` (given only when root). Raises OSError on failure.
+
+    memory_base is the zygote's own data size, the floor the memory headroom is added to.
+    """
+    if limits.memory is not None:
+        kind = getattr(resource, "RLIMIT_DATA", None) if IS_LINUX else resource.RLIMIT_AS
+        _set(kind if kind is not None else resource.RLIMIT_AS, memory_base + limits.memory)
+    cpu = int(limits.cpu_seconds if limits.cpu_seconds is not None else cpu_seconds) + 1
+    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    # Soft limit sends SIGXCPU, the hard one a second later SIGKILL (SIGXCPU can be ignored).
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1 if hard == resource.RLIM_INFINITY
+                                             else min(cpu + 1, hard)))
+    _set(resource.RLIMIT_FSIZE, limits.max_file_bytes)
+    _set(resource.RLIMIT_NOFILE, limits.max_open_files)
+    _set(resource.RLIMIT_CORE, 0)
+    if account is None:
+        return
+    _set(resource.RLIMIT_NPROC, limits.max_processes)
+    os.setgroups([])
+    os.setgid(account.pw_gid)
+    os.setuid(account.pw_uid)
+    if os.getuid() != account.pw_uid or os.geteuid() != account.pw_uid:
+        raise OSError("privilege drop did not take effect")
+    if IS_LINUX:
+        _libc_call("prctl", 38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: no setuid binaries
+
+
+# -- killing ---------------------------------------------------------------------------------
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL a process group and its leader; silent when they are already gone."""
+    for kill, target in ((os.killpg, pgid), (os.kill, pgid)):
+        try:
+            kill(target, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _pids_of_uid(uid: int) -> list[int]:
+    if IS_LINUX:
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.stat(f"/proc/{entry}").st_uid == uid:
+                        pids.append(int(entry))
+                except OSError:
+                    pass
+        return pids
+    import psutil
+    return [p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
+
+
+def kill_uid(uid: int, *, rounds: int = 20) -> int:
+    """SIGKILL every process of ``uid`` (root only); returns how many were seen.
+
+    The signal is sent by a forked helper that becomes ``uid`` and calls kill(-1): the kernel
+    then signals every process of the user in one sweep, which a fork bomb cannot outrun.
+    A /proc (or psutil) walk confirms and repeats.
+    """
+    if uid == 0 or not is_root():
+        return 0
+    seen = 0
+    for _ in range(rounds):
+        pids = _pids_of_uid(uid)
+        seen = max(seen, len(pids))
+        if not pids:
+            return seen
+        helper = os.fork()
+        if helper == 0:  # pragma: no cover - the helper's life is three syscalls
+            try:
+                os.setuid(uid)
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(helper, 0)
+        time.sleep(0.001)
+    return seen
+
+
+def kill_descendants() -> None:
+    """SIGKILL and reap every remaining descendant of this process (the zygote, a subreaper).
+
+    Loops until waitpid reports no children at all, so orphans reparented to us mid-sweep go too.
+    """
+    import psutil
+    me = psutil.Process()
+    for _ in range(5000):
+        try:
+            descendants = me.children(recursive=True)
+        except psutil.Error:
+            descendants = []
+        for process in descendants:
+            try:
+                os.kill(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] != 0:
+                pass
+        except ChildProcessError:
+            return
+        time.sleep(0.001)

@@ -1,0 +1,124 @@
+"""The fork server: import the heavy trusted modules once, then fork one child per call.
+
+Started by ``Sandbox`` as ``python -I -c <boot> ROOT`` with a scrubbed environment. Protocol:
+JSON lines, requests on stdin and replies on stdout; everything the zygote itself prints goes to
+stderr, the sandbox's log.
+
+1. The client sends a config: ``{"provided_dir", "submission_dir", "limits": {...}}``.
+2. The zygote confines itself where it can (network namespace, subreaper), imports numpy, torch,
+   ``hw4`` and the probe modules (no student code, and no torch op, so forking stays safe), and
+   answers ``{"ready": true, "pid", "capabilities"}`` or ``{"ready": false, "error"}``.
+3. Each request ``{"probe", "call_dir", "timeout", "threads", "seed", "device"}`` is answered with
+   ``{"pid"}`` once forked and ``{"exit": code}`` or ``{"signal": n}`` once the child and every
+   process it left behind are gone. EOF on stdin ends the zygote.
+"""
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import pkgutil
+import sys
+import traceback
+from pathlib import Path
+
+
+def _send(message: dict) -> None:
+    data = (json.dumps(message) + "\n").encode()
+    while data:
+        data = data[os.write(1, data):]
+
+
+# Modules students and probes commonly import. Loading them once here makes every child
+# faster, and keeps them working where the sandbox user cannot read the interpreter's own files
+# (a Python installed under /root, for example).
+PRELOADED = ("numpy", "numpy.random", "numpy.linalg", "numpy.fft", "torch", "torch.nn",
+             "torch.nn.functional", "torch.optim", "torch.utils.data", "torchvision",
+             "abc", "argparse", "collections", "contextlib", "copy", "csv", "dataclasses", "enum",
+             "functools", "heapq", "inspect", "io", "itertools", "json", "logging", "math",
+             "operator", "pathlib", "pickle", "random", "re", "secrets", "statistics", "string",
+             "textwrap", "time", "typing", "warnings", "ctypes", "psutil", "socket", "tempfile")
+
+
+def _import_trusted(provided_dir: Path) -> None:
+    """Import numpy, torch, common modules, the provided package and the probe modules, never
+    student code."""
+    for name in PRELOADED:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    sys.path.insert(0, str(provided_dir))
+    try:
+        hw4 = importlib.import_module("hw4")
+        for module in pkgutil.iter_modules(hw4.__path__):
+            importlib.import_module(f"hw4.{module.name}")
+    finally:
+        sys.path.remove(str(provided_dir))
+    import autograder.probes as probes
+    for module in pkgutil.iter_modules(probes.__path__):
+        importlib.import_module(f"autograder.probes.{module.name}")
+
+
+def _start(config: dict):
+    from autograder.sandbox import child, limits
+    limit_values = limits.Limits(**config["limits"])
+    root = limits.is_root()
+    account = limits.sandbox_account(limit_values.user) if root else None
+    capabilities = {
+        "separate_process": True,
+        "fresh_process_per_call": True,
+        "unprivileged_user": limit_values.user if root else None,
+        "process_limit": root,
+        "no_new_privileges": root and limits.IS_LINUX,
+        "network_namespace": root and limits.unshare_network(),
+        "kill_orphans": limits.become_subreaper(),
+        "kill_by_uid": root,
+        "memory_limit": ("RLIMIT_DATA" if limits.IS_LINUX else "RLIMIT_AS") if limit_values.memory else None,
+    }
+    _import_trusted(Path(config["provided_dir"]))
+    setup = child.Setup(submission_dir=Path(config["submission_dir"]),
+                        provided_dir=Path(config["provided_dir"]),
+                        root_dir=Path(config["root_dir"]), limits=limit_values,
+                        account=account, memory_base=limits.data_in_use())
+    return setup, capabilities
+
+
+def _serve(setup, stdin) -> None:
+    from autograder.sandbox import child, limits
+    for line in stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                child.run_call(setup, request)
+            finally:
+                os._exit(child.EXIT_SETUP_FAILED)
+        _send({"pid": pid})
+        _, status = os.waitpid(pid, 0)
+        limits.kill_descendants()  # orphans reparented to us (we are a subreaper on Linux)
+        if os.WIFSIGNALED(status):
+            _send({"signal": os.WTERMSIG(status)})
+        else:
+            _send({"exit": os.WEXITSTATUS(status)})
+
+
+def main() -> None:
+    sys.dont_write_bytecode = True
+    stdin = sys.stdin.buffer
+    sys.stdout = sys.stderr  # a stray print must not corrupt the protocol on fd 1
+    try:
+        setup, capabilities = _start(json.loads(stdin.readline()))
+    except BaseException as error:
+        _send({"ready": False, "error": f"{type(error).__name__}: {error}",
+               "traceback": traceback.format_exc()})
+        raise SystemExit(1)
+    gc.collect()
+    gc.freeze()  # keeps the children's copy-on-write pages shared: a faster fork and exit
+    _send({"ready": True, "pid": os.getpid(), "capabilities": capabilities})
+    _serve(setup, stdin)
+
+
+if __name__ == "__main__":
+    main()
