@@ -271,7 +271,7 @@ def _fmt(value: float) -> str:
 
 def _first_line(text: str) -> str:
     for line in text.splitlines():
-        if line.strip():
+        if line.strip() and not line.startswith("```"):
             return line.strip()
     return ""
 
