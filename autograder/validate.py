@@ -221,16 +221,20 @@ class Outcome:
     surprises: list[str] = field(default_factory=list)
 
 
+GRADER_FAULT_KINDS = {"internal_error", "not_graded"}  # TestResult.kind values that are ours
+
+
 def _is_grader_fault(test) -> bool:
-    """An internal grading error, as the report marks it (never the student's fault)."""
-    status = str(getattr(test, "status", "")).lower()
-    return "internal" in status or status in {"grader_error", "harness_error"}
+    """An internal grading error, or points left "not graded": the harness's fault, never the
+    student's (a student's exception, timeout or crash is kind "submission_error")."""
+    return str(getattr(test, "kind", "")) in GRADER_FAULT_KINDS
 
 
 def _test_record(test) -> dict:
     output = str(getattr(test, "output", "") or "")
     return {"number": str(test.number), "name": str(getattr(test, "name", "")),
-            "status": str(getattr(test, "status", "")), "score": float(test.score),
+            "status": str(getattr(test, "status", "")), "kind": str(getattr(test, "kind", "")),
+            "score": float(test.score),
             "max_score": float(test.max_score), "output": output[:600]}
 
 

@@ -165,7 +165,7 @@ def test_judge_flags_every_kind_of_surprise():
     assert _outcome("wrong", {"2.1": (4, 4)}, loses=["2.1"])              # the bug goes unseen
     assert _outcome("wrong", {"2.1": (0, 4), "2.2": (1, 3)}, loses=["2.1"])  # charged twice
     assert _outcome("wrong", {"2.1": (0, 4)}, loses=["2.7"])              # unknown problem
-    fault = {"number": "2.1.1", "name": "t", "status": "internal_error", "score": 0.0,
+    fault = {"number": "2.1.1", "name": "t", "status": "failed", "kind": "internal_error", "score": 0.0,
              "max_score": 1.0, "output": "boom"}
     assert _outcome("stubs", {"2.1": (0, 4)}, grader_faults=[fault])
 
