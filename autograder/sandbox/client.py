@@ -52,17 +52,29 @@ class _Zygote:
     """One fork-server process and its JSON-lines pipe."""
 
     def __init__(self, config: dict, env: dict, log_path: Path, cwd: Path):
+        self.log_path = log_path
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-I", "-c", _BOOT, str(paths.ROOT)], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=log, env=env, cwd=cwd, close_fds=True,
                 start_new_session=True)
         self._buffer = b""
+        self._started = time.monotonic()
+        self.capabilities: dict | None = None
         self.send(config)
-        ready = self.receive(time.monotonic() + STARTUP_TIMEOUT)
+
+    def wait_ready(self) -> None:
+        """Wait for the zygote's imports to finish; GraderError when it failed to start."""
+        if self.capabilities is not None:
+            return
+        try:
+            ready = self.receive(self._started + STARTUP_TIMEOUT)
+        except _ZygoteGone:
+            ready = None
         if ready is None or not ready.get("ready"):
             self.stop()
-            detail = ready.get("traceback", ready.get("error", "")) if ready else "no answer in time"
+            detail = ready.get("traceback", ready.get("error", "")) if ready else \
+                "no answer; its log ends with:\n" + self.log_path.read_text(errors="replace")[-4000:]
             raise GraderError(f"the sandbox's zygote did not start: {detail}")
         self.capabilities = ready["capabilities"]
 
@@ -154,9 +166,15 @@ class Sandbox:
 
     # -- life cycle ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Create the sandbox's directories and start the zygote (a no-op when it is running)."""
+    def start(self, *, wait: bool = True) -> None:
+        """Create the sandbox's directories and start the zygote (a no-op when it is running).
+
+        With wait=False it returns while the zygote still imports torch, so the caller's own
+        imports overlap with it; the first ``run`` then waits.
+        """
         if self._zygote is not None and self._zygote.alive():
+            if wait:
+                self._zygote.wait_ready()
             return
         if self._zygote is not None:
             self._zygote.stop()
@@ -170,6 +188,8 @@ class Sandbox:
         config = {"provided_dir": str(self.provided_dir), "root_dir": str(paths.ROOT),
                   "submission_dir": str(self._base / "submission"), "limits": asdict(self.limits)}
         self._zygote = _Zygote(config, _zygote_env(self.device), self._base / "zygote.log", self._base)
+        if wait:
+            self._zygote.wait_ready()
 
     @property
     def capabilities(self) -> dict:

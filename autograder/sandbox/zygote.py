@@ -34,7 +34,7 @@ def _send(message: dict) -> None:
 # faster, and keeps them working where the sandbox user cannot read the interpreter's own files
 # (a Python installed under /root, for example).
 PRELOADED = ("numpy", "numpy.random", "numpy.linalg", "numpy.fft", "torch", "torch.nn",
-             "torch.nn.functional", "torch.optim", "torch.utils.data", "torchvision",
+             "torch.nn.functional", "torch.optim", "torch.utils.data",
              "abc", "argparse", "collections", "contextlib", "copy", "csv", "dataclasses", "enum",
              "functools", "heapq", "inspect", "io", "itertools", "json", "logging", "math",
              "operator", "pathlib", "pickle", "random", "re", "secrets", "statistics", "string",
