@@ -1,0 +1,141 @@
+"""The red team: every hostile submission of hostile_submissions.toml is graded through the real
+engine, in a simulated Gradescope tree (``python -m autograder gradescope --root DIR``), and
+the grade must hold:
+
+1. it ends in bounded time;
+2. it leaves a valid results.json (schema), not forged, carrying every collected test;
+3. the honest score: the attacked problems lose points, every other problem keeps the
+   reference's score;
+4. nothing of the reference or of the hidden tests appears in any output;
+5. no process of the attack survives (sandbox user, or the attack's marker).
+
+Only the unit stage is graded. The reference is graded once, by the same route, as the baseline.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autograder.paths import ROOT, SUBMISSION_FILES
+
+import hostile as catalogue
+import observe
+
+HOSTILES = catalogue.load_catalogue()
+OUTER_TIMEOUT = 300.0  # seconds for one whole grade; the engine's own limits are far below
+MAX_RESULTS_BYTES = 2 << 20  # a capped feedback never needs more
+FORGER_GRACE = 1.5  # seconds to let a surviving forger (it rewrites every 0.2 s) show itself
+TOLERANCE = 1e-6
+IS_ROOT = os.geteuid() == 0
+
+
+@pytest.fixture(scope="module")
+def reference_grade(tmp_path_factory):
+    """The reference graded by the same route: the baseline of every honest score."""
+    root = tmp_path_factory.mktemp("reference") / "autograder"
+    catalogue.copy_reference(root / "submission")
+    (root / "results").mkdir()
+    graded = observe.grade_gradescope(root, cwd=root.parent, timeout=OUTER_TIMEOUT)
+    assert graded.results is not None, f"the reference left no results.json:\n{graded.stderr[-3000:]}"
+    scores = observe.by_problem(graded.results)
+    short = {p: s for p, s in scores.items() if s[0] < s[1] - TOLERANCE}
+    assert not short, f"the reference itself loses points: {short}"
+    return graded
+
+
+def test_catalogue_covers_enough_attacks_and_builds():
+    """At least 25 attacks; each builds into a submission whose files are valid Python."""
+    assert len(HOSTILES) >= 25
+    for hostile in HOSTILES:
+        target = hostile.file if hostile.function else None
+        for filename in SUBMISSION_FILES:
+            if filename == target:
+                reference = (catalogue.REFERENCE_DIR / filename).read_text()
+                text = catalogue.hostile_source(hostile, reference)
+                ast.parse(text, filename=f"{hostile.name}/{filename}")
+                assert text != reference
+                assert catalogue.MARKER_TOKEN not in text
+
+
+def _forge_candidates(graded: observe.Graded, tmp_path: Path) -> list[Path]:
+    """Places a results.json forger aims at, besides the real file."""
+    return [tmp_path / "results.json", graded.root / "results.json",
+            graded.root / "results" / "results.json", ROOT / "results.json",
+            Path.cwd() / "results.json", Path("/autograder/results/results.json")]
+
+
+@pytest.mark.parametrize("hostile", HOSTILES, ids=lambda h: h.name)
+def test_hostile_submission_is_graded_honestly(hostile, reference_grade, tmp_path):
+    if hostile.needs_root and not IS_ROOT:
+        pytest.skip("this defence exists only as root (sandbox user, file permissions)")
+    root = tmp_path / "autograder"
+    submission = catalogue.build_submission(hostile, root / "submission")
+    (root / "results").mkdir()
+    forge_places = _forge_candidates(observe.Graded(root, 0, "", "", 0.0, None), tmp_path)
+    already_forged = set(observe.forged_files(forge_places))  # never blame this attack for them
+
+    graded = observe.grade_gradescope(root, cwd=tmp_path, timeout=OUTER_TIMEOUT)
+    if hostile.forges:
+        import time
+        time.sleep(FORGER_GRACE)
+        graded.results_text = (root / "results" / "results.json").read_text(errors="replace") \
+            if (root / "results" / "results.json").is_file() else None
+    survivors = observe.leftover_processes(hostile.marker)
+    forged = [p for p in observe.forged_files(forge_places) if p not in already_forged]
+    for path in forged:
+        if path != root / "results" / "results.json":
+            path.unlink(missing_ok=True)
+    observe.remove_marked_files(hostile.marker, [Path("/tmp"), tmp_path])
+
+    failures = []
+    # 1. bounded time
+    if graded.returncode is None:
+        failures.append(f"the grade did not end within {OUTER_TIMEOUT:.0f} s")
+    # 2. a valid, honest results.json with every collected test
+    results = graded.results
+    if results is None:
+        failures.append("no readable results.json:\n" + graded.stderr[-2000:])
+    else:
+        from autograder.report import validate_json
+        try:
+            validate_json(results)
+        except Exception as error:
+            failures.append(f"results.json fails the schema: {error}")
+        if observe.FORGED_MARK in graded.results_text:
+            failures.append("results.json was written by the attack")
+        if len(graded.results_text.encode()) > MAX_RESULTS_BYTES:
+            failures.append(f"results.json holds {len(graded.results_text.encode())} bytes")
+        missing = set(observe.test_ids(reference_grade.results)) ^ set(observe.test_ids(results))
+        if missing:
+            failures.append(f"tests differ from the reference's collected tests: {sorted(missing)[:5]}")
+        # 3. the honest score
+        expected = observe.by_problem(reference_grade.results)
+        got = observe.by_problem(results)
+        for problem, (ref_score, _) in sorted(expected.items()):
+            score = got.get(problem, (0.0, 0.0))[0]
+            if problem in hostile.loses and score >= ref_score - TOLERANCE:
+                failures.append(f"{problem}: kept {score:g} points; the attack must lose them")
+            elif problem not in hostile.loses and abs(score - ref_score) > TOLERANCE:
+                failures.append(f"{problem}: {score:g} points instead of the reference's {ref_score:g}")
+        unknown = [p for p in hostile.loses if expected.get(p, (0.0, 0.0))[0] <= TOLERANCE]
+        if unknown:
+            failures.append(f"the catalogue expects losses on {unknown}, which have no unit-stage points")
+    if IS_ROOT and observe.sandbox_uid() is not None and forged:
+        failures.append(f"the attack forged {[str(p) for p in forged]}")
+    # 4. nothing of the reference or of the hidden tests in any output
+    secret_lines = observe.reference_only_lines(submission) | observe.hidden_test_lines(submission)
+    outputs = {"results.json": graded.results_text or "", "the grader's stdout": graded.stdout,
+               "the grader's stderr": graded.stderr}
+    failures += observe.leaks(outputs, secret_lines)
+    if results is not None:
+        failures += observe.leaks({"the student-visible feedback": observe.student_visible_text(results)},
+                                  observe.hidden_test_names())
+    # 5. no process left
+    if survivors:
+        failures.append(f"processes left by the attack (now killed): {survivors}")
+
+    assert not failures, f"{hostile.name} ({hostile.attack}):\n  " + "\n  ".join(failures)
