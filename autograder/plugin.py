@@ -207,7 +207,7 @@ def sandbox(request):
         raise state.intake_error
     from autograder.sandbox import Sandbox
 
-    box = Sandbox(state.intake.dest, device=state.options.resolved_device())
+    box = Sandbox(state.intake.dest, device=state.options.device)  # it resolves "auto"
     try:
         yield box
     finally:

@@ -1,0 +1,124 @@
+"""The main job: grade one submission with the grading tests and return the Results.
+
+``grade_submission`` runs pytest in this process on ``tests/grading`` with the grading plugin.
+That is safe because the grading process never imports student code: every call into the
+submission goes through the sandbox. The run ignores any pytest configuration file
+(``-c /dev/null`` with the rootdir pinned to the engine's root), so nothing in the submission
+or the working directory can change how it runs, and the Results come from the plugin,
+never from pytest's exit code.
+
+Command: ``python -m autograder grade [SUBMISSION] [--out results.json] [--stage ...]``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from autograder import paths
+from autograder.errors import GraderError
+from autograder.report import Results, write_results
+
+DEFAULT_SUBMISSION = paths.REFERENCE_DIR
+
+
+class _Capture:
+    """A pytest plugin object that keeps the session's config to read its Results after."""
+
+    config = None
+
+    def pytest_configure(self, config):
+        self.config = config
+
+
+def pytest_args(src: Path, *, stage: str, device: str, visibility: str, data=None,
+                checkpoint=None, expected_count=None, results: Path | None = None) -> list[str]:
+    """The pytest command line of a grading run (also used by ``build`` to count tests)."""
+    args = [str(paths.GRADING_TESTS_DIR), "-c", os.devnull, "--rootdir", str(paths.ROOT),
+            "-p", "autograder.plugin", "-p", "no:cacheprovider",
+            "--continue-on-collection-errors",
+            "--submission", str(src), "--stage", stage, "--device", device,
+            "--visibility", visibility]
+    if data is not None:
+        args += ["--hw4-data", str(data)]
+    if checkpoint is not None:
+        args += ["--hw4-checkpoint", str(checkpoint)]
+    if expected_count is not None:
+        args += ["--expected-count", str(expected_count)]
+    if results is not None:
+        args += ["--results", str(results)]
+    return args
+
+
+def grade_submission(src, *, out=None, stage: str = "unit", device: str = "auto",
+                     visibility: str = "all", data=None, checkpoint=None,
+                     expected_count: int | None = None, verbose: bool = False,
+                     post_process: Sequence[Callable[[Results], Results]] = ()) -> Results:
+    """Grade the submission ``src`` (folder or .zip) and return its Results.
+
+    ``stage``: "unit", "train" or "all"; ``visibility``: "all" or "visible" (the handout's
+    tests only); ``data``/``checkpoint``: paths for the training stage (default: the embedded
+    ones). ``post_process`` functions (e.g. a late penalty) run on the built Results, in order,
+    before it is written to ``out`` (results.json, written once, atomically). Prints the
+    per-problem table; ``verbose`` shows pytest's own output instead (tracebacks included: for
+    staff, e.g. Gradescope's hidden stdout). Raises GraderError if pytest produced no Results.
+    """
+    import pytest
+
+    capture = _Capture()
+    args = pytest_args(Path(src), stage=stage, device=device, visibility=visibility, data=data,
+                       checkpoint=checkpoint, expected_count=expected_count)
+    args += ["-q"] if verbose else ["-p", "no:terminal"]
+    code = pytest.main(args, plugins=[capture])
+    from autograder.plugin import results_of
+
+    results = results_of(capture.config) if capture.config is not None else None
+    if results is None:
+        raise GraderError(f"the grading run produced no results (pytest exit code {int(code)})")
+    for step in post_process:
+        results = step(results)
+    if out is not None:
+        write_results(results, out)
+    if not verbose:  # verbose runs print it from the plugin's terminal summary
+        print(results.terminal_table())
+        for entry in results.staff_log:
+            print(f"[staff] internal grading error in {entry}")
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Grade a submission (a folder or .zip holding lab1.py, lab2.py, "
+                          "lab3.py and answers.py) and print a per-problem table.")
+    parser.add_argument("submission", nargs="?", default=str(DEFAULT_SUBMISSION),
+                        help="folder or .zip to grade (default: the embedded reference "
+                             "solution, reference/, which gets every point)")
+    parser.add_argument("--out", default=None, help="also write Gradescope's results.json here")
+    parser.add_argument("--stage", choices=("unit", "train", "all"), default="unit",
+                        help="unit tests only (default), the training stage only, or both")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="device for the student's code (auto: cuda when available)")
+    parser.add_argument("--visible-only", action="store_true",
+                        help="run only the visible tests, the ones the handout ships")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show pytest's output, tracebacks of failed tests included")
+    parser.add_argument("--data", default=os.environ.get("HW4_DATA"),
+                        help="training-stage dataset (.npz or CIFAR-10 folder; default: "
+                             "$HW4_DATA, else the embedded one)")
+    parser.add_argument("--checkpoint", default=os.environ.get("HW4_CHECKPOINT"),
+                        help="training-stage checkpoint (default: $HW4_CHECKPOINT, else the "
+                             "embedded one)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 when grading ran (whatever the score), 1 when the grader itself failed."""
+    try:
+        grade_submission(args.submission, out=Path(args.out) if args.out else None,
+                         stage=args.stage, device=args.device,
+                         visibility="visible" if args.visible_only else "all",
+                         data=args.data, checkpoint=args.checkpoint, verbose=args.verbose)
+    except GraderError as error:
+        print(f"grading failed: {error}", file=sys.stderr)
+        return 1
+    return 0
