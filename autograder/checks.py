@@ -23,6 +23,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from autograder.report import StudentFeedback
+
 # One sentence per recognised mistake, appended to a failure message as "Hint: ...".
 HINTS: dict[str, str] = {
     # Lab 1
@@ -63,8 +65,9 @@ _RATIO_HINTS = {0.5: "factor_2", 2.0: "factor_half", 1.0 / 3.0: "mean", -1.0: "a
 _PREVIEW = 12  # arrays with more elements are summarised in messages
 
 
-class WrongAnswer(AssertionError):
-    """The submission's answer is wrong; ``str(self)`` is the student-facing markdown."""
+class WrongAnswer(StudentFeedback):
+    """The submission's answer is wrong; ``str(self)`` is the student-facing markdown, written
+    to be shown even for hidden tests (their values are left out with ``hidden=True``)."""
 
 
 def fail(message: str, *, context: str = "", hidden: bool = False,

@@ -243,7 +243,6 @@ def _ste_case(w: np.ndarray, bit: int) -> dict:
 def _ste_keep_zeros_case(w: np.ndarray, bit: int) -> dict:
     """Both accepted 4.4 conventions: the mask after quantizing over all weights, or alpha and
     beta over the nonzero weights only."""
-    case = _ste_case(w, bit)
     nonzero = w != 0
     over_nonzero = np.zeros_like(w)
     over_nonzero[nonzero] = _ste_reference(w[nonzero], bit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from autograder.probes import device as grader_device
 from autograder.probes import plain, student
 
 
@@ -25,7 +26,7 @@ def ste(inputs: dict) -> dict:
     backward produced none). Reports per case ``{"out", "grad", "w_unchanged", "dtype", "device"}``.
     """
     module = student("lab3")
-    device = str(getattr(module, "device", None) or inputs.get("device") or "cpu")
+    device = str(getattr(module, "device", None) or grader_device())
     STE = _ste(module)
     results = []
     for case in inputs["cases"]:

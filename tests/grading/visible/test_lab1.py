@@ -1,0 +1,161 @@
+"""Lab 1 (problems 2.1-2.6), visible: one full-batch step of each function on random W, X, Y
+(and the handout's first step from W0), then 200 steps on the handout's problem.
+
+A step is accepted when it matches the reference step, or when the same step run with the
+handout's ``gradient`` / ``soft_threshold`` does (so a helper's bug costs only the helper).
+"""
+from gradescope_utils.autograder_utils.decorators import number, tags, visibility
+
+from judges import (judge_at_most_k, judge_lab1, judge_loss, judge_trajectory, lab1_args,
+                    trajectory_inputs)
+
+STEP_ARGS = {
+    "gradient": ("W", "X", "Y"),
+    "gd_step": ("W", "X", "Y", "lr"),
+    "projected_gd_step": ("W", "X", "Y", "lr", "k"),
+    "subgradient_l1_step": ("W", "X", "Y", "lr", "lam"),
+    "soft_threshold": ("W", "threshold"),
+    "proximal_l1_step": ("W", "X", "Y", "lr", "threshold"),
+    "trimmed_l1_step": ("W", "X", "Y", "lr", "threshold", "h"),
+}
+
+
+def run_lab1(probe, expected, fn, names):
+    cases = expected(f"lab1_{fn}")
+    values = probe(f"visible-lab1-{fn}", "lab1.call",
+                   {"fn": fn, "cases": [lab1_args(c, names) for c in cases]})
+    return cases, values["results"]
+
+
+def check_function(probe, expected, fn, **options):
+    names = STEP_ARGS[fn]
+    cases, results = run_lab1(probe, expected, fn, names)
+    judge_lab1(fn, cases, results, names=names, **options)
+
+
+def check_trajectory(probe, expected, fn):
+    case = next(c for c in expected("lab1_trajectories") if c["fn"] == fn)
+    result = probe(f"visible-trajectory-{fn}", "lab1.trajectory", trajectory_inputs(case))
+    judge_trajectory(case, result)
+
+
+@number("2.1.1")
+@visibility("visible")
+@tags("lab1", "loss")
+def test_loss(probe, expected):
+    """loss(W, X, Y) on random 3x5 problems and the handout's W0: the sum of squared residuals."""
+    cases, results = run_lab1(probe, expected, "loss", ("W", "X", "Y"))
+    judge_loss(cases, results)
+
+
+@number("2.1.2")
+@visibility("visible")
+@tags("lab1", "gradient")
+def test_gradient(probe, expected):
+    """gradient(W, X, Y) on random 3x5 problems and the handout's W0: 2 X^T (X W - y), inputs
+    unchanged, a new float ndarray of W's shape."""
+    check_function(probe, expected, "gradient", start=None)
+
+
+@number("2.2.1")
+@visibility("visible")
+@tags("lab1", "gd")
+def test_gd_step(probe, expected):
+    """gd_step(W, X, Y, lr) on random 3x5 problems (lr 0.02, 0.05) and the handout's first step:
+    one full-batch step, inputs unchanged."""
+    check_function(probe, expected, "gd_step")
+
+
+@number("2.2.2")
+@visibility("visible")
+@tags("lab1", "gd", "convergence")
+def test_gd_converges(probe, expected):
+    """200 gd_step steps from W0 on the handout's problem reach the minimum-norm solution
+    [0.7476, -2.3894, 0.1226, -0.0313, 1.5649] (within 1e-4 of the reference)."""
+    check_trajectory(probe, expected, "gd_step")
+
+
+@number("2.3.1")
+@visibility("visible")
+@tags("lab1", "projected")
+def test_projected_gd_step(probe, expected):
+    """projected_gd_step on random problems with k = 2 (default) and k = 3: the gradient step,
+    then the k largest |V| kept; inputs unchanged."""
+    check_function(probe, expected, "projected_gd_step")
+
+
+@number("2.3.2")
+@visibility("visible")
+@tags("lab1", "projected")
+def test_projected_at_most_k(probe, expected):
+    """projected_gd_step's output has at most k nonzero entries (same inputs as 2.3.1)."""
+    cases, results = run_lab1(probe, expected, "projected_gd_step", STEP_ARGS["projected_gd_step"])
+    judge_at_most_k(cases, results)
+
+
+@number("2.3.3")
+@visibility("visible")
+@tags("lab1", "projected", "convergence")
+def test_projected_converges(probe, expected):
+    """200 projected steps (k = 2) from W0 reach [0, -3, 0, 0, 1]."""
+    check_trajectory(probe, expected, "projected_gd_step")
+
+
+@number("2.4.1")
+@visibility("visible")
+@tags("lab1", "subgradient")
+def test_subgradient_step(probe, expected):
+    """subgradient_l1_step on random problems (lam 0.5, 2, 0.2; W holds an exact 0, where
+    sign(0) = 0); inputs unchanged."""
+    check_function(probe, expected, "subgradient_l1_step")
+
+
+@number("2.4.2")
+@visibility("visible")
+@tags("lab1", "subgradient", "convergence")
+def test_subgradient_converges(probe, expected):
+    """200 subgradient steps (lam = 0.5) from W0 end at the reference's W."""
+    check_trajectory(probe, expected, "subgradient_l1_step")
+
+
+@number("2.5.1")
+@visibility("visible")
+@tags("lab1", "proximal")
+def test_soft_threshold(probe, expected):
+    """soft_threshold(v, tau) on random vectors with entries on both sides of tau:
+    sign(v) max(|v| - tau, 0)."""
+    check_function(probe, expected, "soft_threshold", start=None)
+
+
+@number("2.5.2")
+@visibility("visible")
+@tags("lab1", "proximal")
+def test_proximal_step(probe, expected):
+    """proximal_l1_step on random problems (tau 0.3, 0.1, 0.02): gradient step, then soft
+    threshold; inputs unchanged."""
+    check_function(probe, expected, "proximal_l1_step")
+
+
+@number("2.5.3")
+@visibility("visible")
+@tags("lab1", "proximal", "convergence")
+def test_proximal_converges(probe, expected):
+    """200 proximal steps (tau = 0.01) from W0 reach [0, -2.95, 0, 0, 0.958]."""
+    check_trajectory(probe, expected, "proximal_l1_step")
+
+
+@number("2.6.1")
+@visibility("visible")
+@tags("lab1", "trimmed")
+def test_trimmed_step(probe, expected):
+    """trimmed_l1_step on random problems with h = 3 (default) and h = 2: only the h smallest
+    |V| are soft-thresholded; inputs unchanged."""
+    check_function(probe, expected, "trimmed_l1_step")
+
+
+@number("2.6.2")
+@visibility("visible")
+@tags("lab1", "trimmed", "convergence")
+def test_trimmed_converges(probe, expected):
+    """200 trimmed-L1 steps (tau = 0.04, h = 3) from W0 reach [0, -3, 0, 0, 1] with no bias."""
+    check_trajectory(probe, expected, "trimmed_l1_step")

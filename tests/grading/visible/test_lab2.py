@@ -1,0 +1,111 @@
+"""Lab 2 (problems 3.2-3.5, unit parts), visible: pruning single layers, layer sparsity,
+masked finetuning on a tiny network, the iterative schedule, and global pruning of ResNet-20.
+
+Inputs that depend on other problems come from the reference (a network the reference pruned),
+so a bug in one function costs only that function's points.
+"""
+import numpy as np
+import torch
+from gradescope_utils.autograder_utils.decorators import number, tags, visibility
+
+from autograder.paths import ensure_provided_importable
+from judges import (finetune_inputs, judge_finetune, judge_global, judge_iterative, judge_prune,
+                    judge_sparsity, prune_inputs)
+
+GROUP = "visible"
+
+
+def pruned(probe, expected):
+    cases = expected("lab2_prune")
+    return cases, probe(f"{GROUP}-lab2-prune", "lab2.prune", prune_inputs(cases))["results"]
+
+
+@number("3.2.1")
+@visibility("visible")
+@tags("lab2", "pruning")
+def test_prune_conv(probe, expected):
+    """prune_by_percentage on a random Conv2d (8x4x3x3) at q = 80: the fraction pruned (one
+    element of slack), smallest |w| pruned, kept values unchanged, same Parameter/dtype/device,
+    None or a mask returned."""
+    cases, results = pruned(probe, expected)
+    judge_prune(cases[0], results[0])
+
+
+@number("3.2.2")
+@visibility("visible")
+@tags("lab2", "pruning")
+def test_prune_linear(probe, expected):
+    """prune_by_percentage on a random Linear (10x32) at q = 60: the same properties."""
+    cases, results = pruned(probe, expected)
+    judge_prune(cases[1], results[1])
+
+
+@number("3.3.1")
+@visibility("visible")
+@tags("lab2", "sparsity")
+def test_layer_sparsity(probe, expected):
+    """layer_sparsity on layers with 0 zeros, all zeros and 37 of 100 zeros."""
+    cases = expected("lab2_sparsity")
+    values = probe(f"{GROUP}-lab2-sparsity", "lab2.sparsity",
+                   {"weights": [c["weight"] for c in cases]})["values"]
+    judge_sparsity(cases, values)
+
+
+def finetuned(probe, expected, prune):
+    case = next(c for c in expected("lab2_finetune") if bool(c["prune"]) == prune)
+    report = probe(f"{GROUP}-lab2-finetune-{prune}", "lab2.finetune", finetune_inputs(case))
+    return case, report
+
+
+@number("3.3.2")
+@visibility("visible")
+@tags("lab2", "finetune")
+def test_finetune_keeps_zeros(probe, expected):
+    """finetune_after_prune(prune=True) for 3 batches on a small CNN pruned 50% by the reference
+    (SGD with momentum and weight decay): one step per batch, training happens, and every pruned
+    weight is exactly 0 after every optimizer step."""
+    judge_finetune(*finetuned(probe, expected, True))
+
+
+@number("3.3.3")
+@visibility("visible")
+@tags("lab2", "finetune")
+def test_finetune_without_prune_trains(probe, expected):
+    """finetune_after_prune(prune=False) on the same network: one step per batch and the weights
+    change (pruned weights may regrow)."""
+    judge_finetune(*finetuned(probe, expected, False))
+
+
+@number("3.4.1")
+@visibility("visible")
+@tags("lab2", "iterative")
+def test_iterative_schedule(probe, expected):
+    """iterative_prune_percentage(epoch) for epochs 0..9 is 8 (epoch + 1)."""
+    cases = expected("lab2_iterative")
+    values = probe(f"{GROUP}-lab2-iterative", "lab2.iterative",
+                   {"epochs": [c["epoch"] for c in cases]})["values"]
+    judge_iterative(cases, values)
+
+
+def resnet_weights(seed: int) -> dict[str, np.ndarray]:
+    """The weights of every Conv2d/Linear of a ResNet-20 initialised under ``seed`` (the
+    provided code, in the trusted process: the probe builds the same network)."""
+    ensure_provided_importable()
+    from hw4.resnet import ResNetCIFAR
+    torch.manual_seed(seed)
+    net = ResNetCIFAR(num_layers=20)
+    return {name: m.weight.detach().numpy().copy() for name, m in net.named_modules()
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+
+
+@number("3.5.1")
+@visibility("visible")
+@tags("lab2", "global-pruning")
+def test_global_prune(probe, expected):
+    """global_prune_by_percentage on a ResNet-20 with seeded random weights at q = 80: one
+    threshold across the 20 prunable layers, id_mapping layers untouched, kept weights
+    unchanged, and the total fraction within one element per layer of q."""
+    case = expected("lab2_global")[0]
+    report = probe(f"{GROUP}-lab2-global", "lab2.global_prune",
+                   {"seed": case["seed"], "q": case["q"]}, timeout=60.0)
+    judge_global(resnet_weights(case["seed"]), report, q=case["q"])

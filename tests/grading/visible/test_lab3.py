@@ -1,0 +1,64 @@
+"""Lab 3 (problems 4.1 and 4.4), visible: the STE forward on the handout's test vector and on
+random tensors, bit None and 0, the straight-through gradient, and keep_zeros."""
+from gradescope_utils.autograder_utils.decorators import number, tags, visibility
+
+from judges import (judge_ste_grad, judge_ste_grid, judge_ste_keep_zeros, judge_ste_special,
+                    ste_inputs)
+
+GROUP = "visible"
+
+
+def run_ste(probe, expected, name, *, grad=False):
+    cases = expected(name)
+    results = probe(f"{GROUP}-{name}", "lab3.ste", ste_inputs(cases, grad=grad))["results"]
+    return list(zip(cases, results))
+
+
+@number("4.1.1")
+@visibility("visible")
+@tags("lab3", "ste")
+def test_handout_vector(probe, expected):
+    """STE.apply(w, 2) on the handout's w = [-1, -0.5, 0, 0.3, 1] gives [-1, -1/3, 1/3, 1/3, 1]
+    (the 0 is quantized like any value: zeros are kept only with keep_zeros=True)."""
+    for case, report in run_ste(probe, expected, "lab3_vector"):
+        judge_ste_grid(case, report)
+
+
+@number("4.1.2")
+@visibility("visible")
+@tags("lab3", "ste")
+def test_random_tensors(probe, expected):
+    """STE.apply(w, bit) on random float32 tensors (64,), (8,4,3,3), (10,16) at bits 2, 4, 8:
+    at most 2**bit levels, min and max preserved, error <= alpha / (2 (2**bit - 1)), and the
+    reference's values (float32 slack; one level either way at an exact rounding tie)."""
+    for case, report in run_ste(probe, expected, "lab3_random"):
+        judge_ste_grid(case, report)
+
+
+@number("4.1.3")
+@visibility("visible")
+@tags("lab3", "ste")
+def test_bit_none_and_zero(probe, expected):
+    """STE.apply(w, None) returns w unchanged; STE.apply(w, 0) returns zeros."""
+    for case, report in run_ste(probe, expected, "lab3_special"):
+        judge_ste_special(case, report)
+
+
+@number("4.1.4")
+@visibility("visible")
+@tags("lab3", "ste", "backward")
+def test_straight_through_gradient(probe, expected):
+    """out = STE.apply(w, bit) for bits 2 and 6, out.backward(g): w.grad equals g exactly."""
+    for case, report in run_ste(probe, expected, "lab3_grad", grad=True):
+        judge_ste_grad(case, report)
+
+
+@number("4.4.1")
+@visibility("visible")
+@tags("lab3", "keep-zeros")
+def test_keep_zeros(probe, expected):
+    """STE.apply(w, bit, True) on random tensors with 40% exact zeros (bits 2, 4) and on the
+    handout's vector: zeros stay exactly 0 and the other values are quantized, with alpha and
+    beta over all weights or over the nonzero weights only (both accepted)."""
+    for case, report in run_ste(probe, expected, "lab3_keep_zeros"):
+        judge_ste_keep_zeros(case, report)
