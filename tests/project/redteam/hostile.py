@@ -4,6 +4,9 @@ An entry is the reference with one definition replaced (spliced by ``autograder.
 the same splicing the catalogue of honest wrong submissions uses), plus optional module-level
 code at the top of the file (``prelude`` and the ``[snippets]`` it ``uses``), extra files in
 the submission folder, and symlinks or hard links that replace a file.
+
+Grading is the suite's cost (about 20 s a submission), so ``pack`` groups attacks that touch
+disjoint definitions and problems into one submission; each group is graded once.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ class Hostile:
     function: str | None = None
     source: str = ""
     prelude: str = ""
+    snippets: tuple[str, ...] = ()  # names of [snippets] the prelude needs
     extra_files: dict[str, str] = field(default_factory=dict)
     links: dict[str, dict[str, str]] = field(default_factory=dict)
     needs_root: bool = False
@@ -41,54 +45,103 @@ class Hostile:
     def marker(self) -> str:
         return f"hw4rt-{self.name}"
 
+    @property
+    def occupies(self) -> set[tuple[str, str]]:
+        """What of the submission the attack owns: (file, definition), (file, "*") when it acts
+        on the whole module (import-time code, a link), ("extra", filename) for extra files."""
+        whole = bool(self.prelude.strip()) or self.file in self.links or not self.function
+        owned = {(self.file, "*" if whole else self.function)}
+        owned |= {(name, "*") for name in self.links}
+        owned |= {("extra", name) for name in self.extra_files}
+        return owned
 
-def load_catalogue(path: Path = CATALOGUE) -> list[Hostile]:
-    """Every ``[[submission]]`` of the catalogue, with its snippets resolved into ``prelude``."""
+    def conflicts_with(self, other: "Hostile") -> bool:
+        for file, what in self.occupies:
+            for other_file, other_what in other.occupies:
+                if file == other_file and (what == other_what or "*" in (what, other_what)):
+                    return True
+        return self.needs_root != other.needs_root
+
+
+def load_catalogue(path: Path = CATALOGUE) -> tuple[list[Hostile], dict[str, str]]:
+    """Every ``[[submission]]`` of the catalogue, and the ``[snippets]`` they may use."""
     with open(path, "rb") as handle:
         data = tomllib.load(handle)
     snippets = data.get("snippets", {})
     hostiles = []
     for entry in data["submission"]:
-        used = [snippets[name] for name in entry.get("uses", ())]  # KeyError: unknown snippet
+        used = tuple(entry.get("uses", ()))
+        unknown = [name for name in used if name not in snippets]
+        if unknown:
+            raise ValueError(f"{entry['name']}: unknown snippets {unknown}")
         if "function" not in entry and entry["file"] not in entry.get("links", {}):
             raise ValueError(f"{entry['name']}: no function to replace and no link for {entry['file']}")
         hostiles.append(Hostile(
             name=entry["name"], attack=entry["attack"], file=entry["file"],
             loses=tuple(entry["loses"]), function=entry.get("function"),
             source=entry.get("source", ""),
-            prelude="\n".join(used + [entry.get("prelude", "")]),
+            prelude=entry.get("prelude", ""), snippets=used,
             extra_files=dict(entry.get("extra_files", {})), links=dict(entry.get("links", {})),
             needs_root=bool(entry.get("needs_root", False)), forges=bool(entry.get("forges", False))))
     names = [hostile.name for hostile in hostiles]
     if len(set(names)) != len(names):
         raise ValueError("duplicate names in the hostile catalogue")
-    return hostiles
+    return hostiles, snippets
 
 
-def hostile_source(hostile: Hostile, reference_text: str) -> str:
-    """The text of ``hostile.file``: the reference spliced, the prelude on top, markers filled."""
-    text = splice(reference_text, hostile.function, hostile.source)
-    if hostile.prelude.strip():
-        text = hostile.prelude.strip("\n") + "\n\n\n" + text
-    return text.replace(MARKER_TOKEN, hostile.marker)
+def pack(hostiles: list[Hostile]) -> list[tuple[Hostile, ...]]:
+    """Group attacks that can share one submission (first fit, catalogue order).
+
+    Attacks in a group own disjoint parts of the submission (see ``Hostile.occupies``) and
+    lose disjoint problems, so one grade judges them all: the union of their ``loses`` must
+    lose points and every other problem keep them. Root-only attacks are grouped apart.
+    """
+    groups: list[list[Hostile]] = []
+    for hostile in hostiles:
+        for group in groups:
+            if not any(hostile.conflicts_with(other) or set(hostile.loses) & set(other.loses)
+                       for other in group):
+                group.append(hostile)
+                break
+        else:
+            groups.append([hostile])
+    return [tuple(group) for group in groups]
 
 
-def build_submission(hostile: Hostile, dest: Path, *, root: Path = ROOT) -> Path:
-    """Write the hostile submission into ``dest`` (created) and return it.
+def hostile_source(group: tuple[Hostile, ...], filename: str, reference_text: str,
+                   snippets: dict[str, str]) -> str:
+    """The text of ``filename`` under ``group``: every attack on it spliced into the reference,
+    then the snippets they use (once each) and their preludes on top, markers filled in."""
+    text, top, used = reference_text, [], []
+    for hostile in group:
+        if hostile.file != filename or not hostile.function:
+            continue
+        text = splice(text, hostile.function, hostile.source.replace(MARKER_TOKEN, hostile.marker))
+        for name in hostile.snippets:
+            if name not in used:
+                used.append(name)
+                top.append(snippets[name].replace(MARKER_TOKEN, hostile.marker).strip("\n"))
+        if hostile.prelude.strip():
+            top.append(hostile.prelude.replace(MARKER_TOKEN, hostile.marker).strip("\n"))
+    return "\n\n\n".join(top + [text]) if top else text
+
+
+def build_submission(group: tuple[Hostile, ...], snippets: dict[str, str], dest: Path, *,
+                     root: Path = ROOT) -> Path:
+    """Write the submission of ``group`` (one or more compatible attacks) into ``dest``.
 
     Links point into ``root`` (the grader's tree, where reference/ and the hidden tests live).
     """
     dest.mkdir(parents=True, exist_ok=True)
+    links = {name: (hostile, link) for hostile in group for name, link in hostile.links.items()}
     for filename in SUBMISSION_FILES:
-        if filename in hostile.links:
-            continue
-        text = (REFERENCE_DIR / filename).read_text()
-        if filename == hostile.file and hostile.function:
-            text = hostile_source(hostile, text)
-        (dest / filename).write_text(text)
-    for filename, text in hostile.extra_files.items():
-        (dest / filename).write_text(text.replace(MARKER_TOKEN, hostile.marker))
-    for filename, link in hostile.links.items():
+        if filename not in links:
+            text = hostile_source(group, filename, (REFERENCE_DIR / filename).read_text(), snippets)
+            (dest / filename).write_text(text)
+    for hostile in group:
+        for filename, text in hostile.extra_files.items():
+            (dest / filename).write_text(text.replace(MARKER_TOKEN, hostile.marker))
+    for filename, (hostile, link) in links.items():
         (kind, target), = link.items()
         target = target.replace(ROOT_TOKEN, str(root))
         if kind == "symlink":

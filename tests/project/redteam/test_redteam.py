@@ -10,12 +10,14 @@ the grade must hold:
 5. no process of the attack survives (sandbox user, or the attack's marker).
 
 Only the unit stage is graded. The reference is graded once, by the same route, as the baseline.
+Attacks on disjoint definitions and problems share one submission (``hostile.pack``): the union
+of their ``loses`` must lose points, and every other problem keep them.
 """
 from __future__ import annotations
 
 import ast
 import os
-import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,8 @@ from autograder.paths import ROOT, SUBMISSION_FILES
 import hostile as catalogue
 import observe
 
-HOSTILES = catalogue.load_catalogue()
+HOSTILES, SNIPPETS = catalogue.load_catalogue()
+GROUPS = catalogue.pack(HOSTILES)
 OUTER_TIMEOUT = 300.0  # seconds for one whole grade; the engine's own limits are far below
 MAX_RESULTS_BYTES = 2 << 20  # a capped feedback never needs more
 FORGER_GRACE = 1.5  # seconds to let a surviving forger (it rewrites every 0.2 s) show itself
@@ -50,15 +53,27 @@ def reference_grade(tmp_path_factory):
 def test_catalogue_covers_enough_attacks_and_builds():
     """At least 25 attacks; each builds into a submission whose files are valid Python."""
     assert len(HOSTILES) >= 25
-    for hostile in HOSTILES:
-        target = hostile.file if hostile.function else None
+    for group in GROUPS:
         for filename in SUBMISSION_FILES:
-            if filename == target:
-                reference = (catalogue.REFERENCE_DIR / filename).read_text()
-                text = catalogue.hostile_source(hostile, reference)
-                ast.parse(text, filename=f"{hostile.name}/{filename}")
-                assert text != reference
-                assert catalogue.MARKER_TOKEN not in text
+            reference = (catalogue.REFERENCE_DIR / filename).read_text()
+            text = catalogue.hostile_source(group, filename, reference, SNIPPETS)
+            ast.parse(text, filename=f"{group[0].name}/{filename}")
+            assert catalogue.MARKER_TOKEN not in text
+            attacked = [h for h in group if h.file == filename and h.function]
+            assert (text != reference) == bool(attacked)
+            for hostile in attacked:
+                if catalogue.MARKER_TOKEN in hostile.source + hostile.prelude:
+                    assert hostile.marker in text
+
+
+def test_packing_keeps_attacks_apart():
+    """Every attack is graded exactly once, never beside one it could interfere with."""
+    assert sorted(h.name for group in GROUPS for h in group) == sorted(h.name for h in HOSTILES)
+    for group in GROUPS:
+        for i, first in enumerate(group):
+            for second in group[i + 1:]:
+                assert not first.conflicts_with(second)
+                assert not set(first.loses) & set(second.loses)
 
 
 def _forge_candidates(graded: observe.Graded, tmp_path: Path) -> list[Path]:
@@ -68,28 +83,29 @@ def _forge_candidates(graded: observe.Graded, tmp_path: Path) -> list[Path]:
             Path.cwd() / "results.json", Path("/autograder/results/results.json")]
 
 
-@pytest.mark.parametrize("hostile", HOSTILES, ids=lambda h: h.name)
-def test_hostile_submission_is_graded_honestly(hostile, reference_grade, tmp_path):
-    if hostile.needs_root and not IS_ROOT:
-        pytest.skip("this defence exists only as root (sandbox user, file permissions)")
+@pytest.mark.parametrize("group", GROUPS, ids=lambda group: "+".join(h.name for h in group))
+def test_hostile_submission_is_graded_honestly(group, reference_grade, tmp_path):
+    if any(h.needs_root for h in group) and not IS_ROOT:
+        pytest.skip("these defences exist only as root (sandbox user, file permissions)")
     root = tmp_path / "autograder"
-    submission = catalogue.build_submission(hostile, root / "submission")
+    submission = catalogue.build_submission(group, SNIPPETS, root / "submission")
+    loses = {problem: h.name for h in group for problem in h.loses}
     (root / "results").mkdir()
     forge_places = _forge_candidates(observe.Graded(root, 0, "", "", 0.0, None), tmp_path)
     already_forged = set(observe.forged_files(forge_places))  # never blame this attack for them
 
     graded = observe.grade_gradescope(root, cwd=tmp_path, timeout=OUTER_TIMEOUT)
-    if hostile.forges:
-        import time
+    if any(h.forges for h in group):
         time.sleep(FORGER_GRACE)
         graded.results_text = (root / "results" / "results.json").read_text(errors="replace") \
             if (root / "results" / "results.json").is_file() else None
-    survivors = observe.leftover_processes(hostile.marker)
+    survivors = [line for h in group for line in observe.leftover_processes(h.marker)]
     forged = [p for p in observe.forged_files(forge_places) if p not in already_forged]
     for path in forged:
         if path != root / "results" / "results.json":
             path.unlink(missing_ok=True)
-    observe.remove_marked_files(hostile.marker, [Path("/tmp"), tmp_path])
+    for hostile in group:
+        observe.remove_marked_files(hostile.marker, [Path("/tmp"), tmp_path])
 
     failures = []
     # 1. bounded time
@@ -117,11 +133,11 @@ def test_hostile_submission_is_graded_honestly(hostile, reference_grade, tmp_pat
         got = observe.by_problem(results)
         for problem, (ref_score, _) in sorted(expected.items()):
             score = got.get(problem, (0.0, 0.0))[0]
-            if problem in hostile.loses and score >= ref_score - TOLERANCE:
-                failures.append(f"{problem}: kept {score:g} points; the attack must lose them")
-            elif problem not in hostile.loses and abs(score - ref_score) > TOLERANCE:
+            if problem in loses and score >= ref_score - TOLERANCE:
+                failures.append(f"{problem}: kept {score:g} points; {loses[problem]} must lose them")
+            elif problem not in loses and abs(score - ref_score) > TOLERANCE:
                 failures.append(f"{problem}: {score:g} points instead of the reference's {ref_score:g}")
-        unknown = [p for p in hostile.loses if expected.get(p, (0.0, 0.0))[0] <= TOLERANCE]
+        unknown = [p for p in loses if expected.get(p, (0.0, 0.0))[0] <= TOLERANCE]
         if unknown:
             failures.append(f"the catalogue expects losses on {unknown}, which have no unit-stage points")
     if IS_ROOT and observe.sandbox_uid() is not None and forged:
@@ -138,4 +154,5 @@ def test_hostile_submission_is_graded_honestly(hostile, reference_grade, tmp_pat
     if survivors:
         failures.append(f"processes left by the attack (now killed): {survivors}")
 
-    assert not failures, f"{hostile.name} ({hostile.attack}):\n  " + "\n  ".join(failures)
+    attacks = "\n".join(f"  {h.name}: {h.attack}" for h in group)
+    assert not failures, f"attacks:\n{attacks}\nfailures:\n  " + "\n  ".join(failures)
