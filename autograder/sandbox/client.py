@@ -6,6 +6,7 @@ a wall-clock deadline, kills whatever it left behind, and reads its result as da
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -154,6 +155,7 @@ class Sandbox:
         self._base: Path | None = None
         self._calls = 0
         self._account = None
+        self._sweeps: limits_module.UidSweeps | None = None
 
     @staticmethod
     def _resolve(device: str) -> str:
@@ -182,6 +184,7 @@ class Sandbox:
         if self._base is None:
             if limits_module.is_root():
                 self._account = limits_module.sandbox_account(self.limits.user)
+                self._sweeps = limits_module.UidSweeps(self._account.pw_uid)
             self._base = Path(tempfile.mkdtemp(prefix="hw4-sandbox-"))
             os.chmod(self._base, 0o711)  # the sandbox user may enter its call dirs, not list them
             _copy_submission(self.submission_dir, self._base / "submission")
@@ -203,6 +206,9 @@ class Sandbox:
             self._zygote.stop()
             self._zygote = None
         self.kill_all()
+        if self._sweeps is not None:
+            self._sweeps.close()
+            self._sweeps = None
         if self._base is not None:
             shutil.rmtree(self._base, ignore_errors=True)
             self._base = None
@@ -213,10 +219,14 @@ class Sandbox:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def kill_all(self) -> None:
-        """SIGKILL every process of the sandbox user (as root); the report stage calls it last."""
-        if self._account is not None:
-            limits_module.kill_uid(self._account.pw_uid)
+    def kill_all(self, *, wait: float = 10.0) -> bool:
+        """SIGKILL every process of the sandbox user (as root); the report stage calls it last.
+
+        Waits up to ``wait`` seconds for the calls of other Sandboxes sharing the user (parallel
+        workers) to finish, since the sweep would kill theirs too. Returns whether it ran;
+        without root there is no user to sweep and it returns False.
+        """
+        return self._sweeps is not None and self._sweeps.sweep(wait=wait)
 
     # -- calls -----------------------------------------------------------------------------------
 
@@ -245,6 +255,31 @@ class Sandbox:
 
     def _call(self, request: dict, call_dir: Path) -> ProbeResult:
         started = time.monotonic()
+        in_flight = self._sweeps.call() if self._sweeps is not None else contextlib.nullcontext()
+        with in_flight:
+            timed_out, status, zygote_died = self._wait_for_child(request, started)
+        # The zygote already killed what the child left (Linux); the sweep catches the rest, and
+        # orphans of a dead zygote. It waits only then: otherwise other Sandboxes' calls win.
+        self.kill_all(wait=REAP_TIMEOUT if zygote_died else 0.0)
+        elapsed = time.monotonic() - started
+        stdout = self._read_output(call_dir)
+        try:
+            message = wire.read(call_dir, max_bytes=self.limits.max_result_bytes)
+        except wire.WireError as error:
+            raise self._with_output(InvalidOutput(f"The result of your code could not be read: {error}."),
+                                    stdout) from None
+        if timed_out:
+            raise self._with_output(self._timed_out(request, call_dir), stdout)
+        if message is None:
+            raise self._with_output(self._no_result(status, request, call_dir), stdout)
+        return self._decode(message, stdout, elapsed)
+
+    def _wait_for_child(self, request: dict, started: float) -> tuple[bool, dict | None, bool]:
+        """Have the zygote fork the child and wait for it under the wall clock.
+
+        Returns (timed out, exit status or None, whether the zygote died). The child's process
+        group is killed in every case.
+        """
         for attempt in (1, 2):  # a zygote that died before forking is restarted once
             try:
                 self._zygote.send(request)
@@ -260,30 +295,18 @@ class Sandbox:
         pid = reply["pid"]
         try:
             status = self._zygote.receive(started + request["timeout"])
-            timed_out = status is None
-            if timed_out:
-                limits_module.kill_group(pid)
-                status = self._zygote.receive(time.monotonic() + REAP_TIMEOUT)
-                if status is None:  # the zygote hangs (stopped by a student process?)
-                    self._zygote.stop()
+            if status is not None:
+                return False, status, False
+            limits_module.kill_group(pid)
+            status = self._zygote.receive(time.monotonic() + REAP_TIMEOUT)
+            if status is None:  # the zygote hangs (stopped by a student process?)
+                self._zygote.stop()
+            return True, status, status is None
         except _ZygoteGone:
-            timed_out, status = False, None
             self._zygote.stop()
+            return False, None, True
         finally:
             limits_module.kill_group(pid)
-            self.kill_all()
-        elapsed = time.monotonic() - started
-        stdout = self._read_output(call_dir)
-        try:
-            message = wire.read(call_dir, max_bytes=self.limits.max_result_bytes)
-        except wire.WireError as error:
-            raise self._with_output(InvalidOutput(f"The result of your code could not be read: {error}."),
-                                    stdout) from None
-        if timed_out:
-            raise self._with_output(self._timed_out(request, call_dir), stdout)
-        if message is None:
-            raise self._with_output(self._no_result(status, request, call_dir), stdout)
-        return self._decode(message, stdout, elapsed)
 
     # -- results and errors ----------------------------------------------------------------------
 

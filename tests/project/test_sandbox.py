@@ -1,0 +1,356 @@
+"""The sandbox: student code runs out of process, and each way it can fail becomes the right error.
+
+The student files are written here; the probes are ``autograder.probes.selftest``. Tests that
+need root (the sandbox user, kill by uid, the network namespace) skip without it.
+"""
+import os
+import pwd
+import signal
+import subprocess
+import textwrap
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+import torch
+
+from autograder.errors import (Crashed, GraderError, ImportFailed, InvalidOutput, MissingFile,
+                               MissingFunction, NoResult, NotImplementedYet, OutOfMemory,
+                               StudentException, TimedOut)
+from autograder.probes import plain
+from autograder.sandbox import Limits, Sandbox
+from autograder.sandbox.limits import MiB, ensure_sandbox_user, is_root
+
+ROOT = is_root()
+needs_root = pytest.mark.skipif(not ROOT, reason="needs root (sandbox user, kill by uid, namespaces)")
+LIMITS = Limits(memory=512 * MiB, max_output=10_000)
+
+LAB1 = '''
+import ctypes, os, signal, sys, time
+import numpy as np
+import torch
+
+COUNT = 0
+
+def double(x):
+    print("doubling", x.shape)
+    return x * 2
+
+def todo(x):
+    raise NotImplementedError("write me")
+
+def outer(x):
+    return inner(x)
+
+def inner(x):
+    return x @ np.ones((7, 7))
+
+def spin():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    signal.alarm(1)
+    while True:
+        pass
+
+def hard_exit():
+    os._exit(0)
+
+def soft_exit():
+    sys.exit(0)
+
+def interrupt():
+    raise KeyboardInterrupt
+
+def segfault():
+    ctypes.string_at(0)
+
+def lying_array():
+    class Liar(np.ndarray):
+        def __eq__(self, other):
+            return True
+    return np.zeros(3).view(Liar)
+
+def lying_tensor():
+    class Liar(torch.Tensor):
+        pass
+    return torch.zeros(3).as_subclass(Liar)
+
+def duck():
+    class Duck:
+        def __array__(self, *args, **kwargs):
+            return np.zeros(3)
+    return Duck()
+
+def bump():
+    global COUNT
+    COUNT += 1
+    return COUNT
+
+def pollute():
+    torch.set_default_dtype(torch.float64)
+    torch.set_grad_enabled(False)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    os.chdir("/")
+    return 0
+
+def use_cuda():
+    return torch.zeros(1).cuda()
+
+def detached_grandchild():
+    read_end, write_end = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.write(write_end, str(os.getpid()).encode())
+            time.sleep(30)
+            os._exit(0)
+        os._exit(0)
+    os.close(write_end)
+    pid = int(os.read(read_end, 32))
+    os.wait()
+    return pid
+'''
+
+
+@pytest.fixture(scope="module")
+def submission(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("submission")
+    (folder / "lab1.py").write_text(textwrap.dedent(LAB1))
+    (folder / "lab3.py").write_text("import numpy as np\n\ndef broken(:\n    pass\n")
+    (folder / "answers.py").write_text("ANSWERS = {'1.1': True}\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sandbox(submission):
+    if ROOT:
+        ensure_sandbox_user(LIMITS.user)
+    with Sandbox(submission, limits=LIMITS) as sandbox:
+        sandbox.start()
+        yield sandbox
+
+
+def call(sandbox, fn, *args, timeout=10.0, **inputs):
+    return sandbox.run("selftest.call", {"module": "lab1", "fn": fn, "args": list(args), **inputs},
+                       timeout=timeout)
+
+
+def leftover_processes(sandbox):
+    """Live processes the sandbox's children left: of the sandbox user (root), or under the zygote."""
+    if ROOT:
+        uid = pwd.getpwnam(LIMITS.user).pw_uid
+        processes = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
+    else:
+        processes = psutil.Process(sandbox._zygote.process.pid).children(recursive=True)
+    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+# -- values and output -------------------------------------------------------------------------
+
+def test_values_round_trip_with_dtypes_and_nesting(sandbox):
+    inputs = {"f32": np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3), "i64": np.arange(4),
+              "flags": np.array([True, False]), "nested": {"list": [1, 2.5, "x", None, [np.ones(2)]]}}
+    values = sandbox.run("selftest.echo", inputs).values
+    assert values["f32"].dtype == np.float32 and values["f32"].shape == (2, 3)
+    np.testing.assert_array_equal(values["f32"], inputs["f32"])
+    assert values["i64"].dtype == np.int64 and values["flags"].dtype == np.bool_
+    assert values["nested"]["list"][:4] == [1, 2.5, "x", None]
+    np.testing.assert_array_equal(values["nested"]["list"][4][0], np.ones(2))
+
+
+def test_student_function_result_and_output_come_back(sandbox):
+    result = call(sandbox, "double", np.arange(3.0))
+    np.testing.assert_array_equal(result.values["value"], [0.0, 2.0, 4.0])
+    assert "doubling (3,)" in result.stdout
+    assert result.elapsed > 0
+
+
+def test_output_flood_is_capped(sandbox):
+    result = sandbox.run("selftest.flood", {"bytes": 4 * MiB})
+    assert result.values == {"printed": True}
+    assert len(result.stdout) < LIMITS.max_output + 200
+    assert "truncated" in result.stdout and str(4 * MiB) in result.stdout
+
+
+# -- student faults ----------------------------------------------------------------------------
+
+def test_not_implemented_names_the_function(sandbox):
+    with pytest.raises(NotImplementedYet, match="`todo`"):
+        call(sandbox, "todo", np.zeros(3))
+
+
+def test_exception_traceback_shows_only_student_frames(sandbox):
+    with pytest.raises(StudentException) as caught:
+        call(sandbox, "outer", np.zeros(3))
+    error = caught.value
+    assert "ValueError" in error.message
+    lines = textwrap.dedent(LAB1).splitlines()
+    outer_line = lines.index("    return inner(x)") + 1
+    inner_line = lines.index("    return x @ np.ones((7, 7))") + 1
+    assert f'File "lab1.py", line {outer_line}, in outer' in error.details
+    assert f'File "lab1.py", line {inner_line}, in inner' in error.details
+    assert "return x @ np.ones((7, 7))" in error.details
+    assert "autograder" not in error.details and "site-packages" not in error.details
+
+
+def test_syntax_error_at_import_names_file_and_line(sandbox):
+    with pytest.raises(ImportFailed, match=r"lab3\.py.*line 3") as caught:
+        sandbox.run("selftest.call", {"module": "lab3", "fn": "broken"})
+    assert "def broken(:" in caught.value.details
+
+
+def test_missing_file(sandbox):
+    with pytest.raises(MissingFile, match=r"lab2\.py"):
+        sandbox.run("selftest.call", {"module": "lab2", "fn": "anything"})
+
+
+def test_missing_function(sandbox):
+    with pytest.raises(MissingFunction, match="no_such_function"):
+        call(sandbox, "no_such_function")
+
+
+def test_infinite_loop_ignoring_signals_times_out_and_leaves_nothing(sandbox):
+    started = time.monotonic()
+    with pytest.raises(TimedOut, match=r"1\.5 s.*lab1\.spin"):
+        call(sandbox, "spin", timeout=1.5)
+    assert time.monotonic() - started < 1.5 + 10  # bounded: the call did not hang
+    assert leftover_processes(sandbox) == []
+
+
+@pytest.mark.parametrize("fn", ["hard_exit", "soft_exit", "interrupt"])
+def test_exiting_without_a_result(sandbox, fn):
+    with pytest.raises(NoResult):
+        call(sandbox, fn)
+
+
+def test_segfault_is_a_crash(sandbox):
+    with pytest.raises(Crashed, match="segmentation fault"):
+        call(sandbox, "segfault")
+
+
+def test_memory_grab_beyond_the_limit(sandbox):
+    with pytest.raises(OutOfMemory):
+        sandbox.run("selftest.grab", {"bytes": 1024 * MiB})
+    assert sandbox.run("selftest.grab", {"bytes": 64 * MiB}).values == {"grabbed": 64 * MiB}
+
+
+@pytest.mark.parametrize("fn", ["lying_array", "lying_tensor", "duck"])
+def test_lying_outputs_are_rejected(sandbox, fn):
+    with pytest.raises(InvalidOutput, match="return value"):
+        call(sandbox, fn)
+
+
+def test_cuda_without_gpu_says_to_use_device(sandbox):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(StudentException, match="no GPU.*`device`"):
+        call(sandbox, "use_cuda")
+
+
+def test_setsid_grandchild_is_killed_after_the_call(sandbox):
+    pid = int(call(sandbox, "detached_grandchild").values["value"])
+    try:
+        process = psutil.Process(pid)
+        alive = process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        alive = False
+    assert not alive
+    assert leftover_processes(sandbox) == []
+
+
+# -- isolation ---------------------------------------------------------------------------------
+
+def test_global_state_does_not_leak_between_calls(sandbox):
+    fresh = sandbox.run("selftest.state").values
+    assert call(sandbox, "bump").values["value"] == 1
+    assert call(sandbox, "pollute").values["value"] == 0
+    assert call(sandbox, "bump").values["value"] == 1
+    after = sandbox.run("selftest.state").values
+    assert after["default_dtype"] == "torch.float32" and after["grad_enabled"] is True
+    assert after["random"] == fresh["random"] and after["torch_random"] == fresh["torch_random"]
+    assert after["cwd"] != "/"
+
+
+def test_child_sees_no_secret_no_fd_and_no_repository(sandbox, monkeypatch):
+    seen = sandbox.run("selftest.environment").values
+    assert set(seen["env"]) <= {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "OMP_NUM_THREADS",
+                                "CUDA_VISIBLE_DEVICES"}
+    assert seen["fds"] == [0, 1, 2, 3] or seen["fds"] == [0, 1, 2]  # 3: the listing's own fd
+    from autograder import paths
+    assert seen["sys_path"][0].endswith("submission")
+    assert str(paths.ROOT) not in seen["sys_path"] and "" not in seen["sys_path"]
+    assert not seen["cwd"].startswith(str(paths.ROOT))
+    assert seen["sid"] == seen["pid"]
+
+
+def test_threads_are_set_per_call(sandbox):
+    assert sandbox.run("selftest.state", threads=2).values["threads"] == 2
+    assert sandbox.run("selftest.state").values["threads"] == 1
+
+
+# -- grader faults and the zygote --------------------------------------------------------------
+
+def test_probe_bug_is_a_grader_error(sandbox):
+    with pytest.raises(GraderError, match="probe failed"):
+        sandbox.run("selftest.fail")
+    with pytest.raises(GraderError):
+        sandbox.run("selftest.no_such_probe")
+    with pytest.raises(GraderError, match="not plain data"):
+        sandbox.run("selftest.echo", {"x": object()})
+
+
+def test_killed_zygote_fails_the_call_and_is_restarted(sandbox):
+    zygote = sandbox._zygote.process.pid
+    killer = threading.Timer(0.5, os.kill, (zygote, signal.SIGKILL))
+    killer.start()
+    with pytest.raises(NoResult, match="killed"):
+        sandbox.run("selftest.sleep", {"seconds": 5})
+    killer.join()
+    assert call(sandbox, "bump").values["value"] == 1
+    assert sandbox._zygote.process.pid != zygote
+
+
+def test_plain_accepts_exact_types_only():
+    assert plain(np.float32(1.5)).dtype == np.float32
+    assert plain(3).dtype.kind == "i" and plain(True).dtype == np.bool_
+    assert plain(torch.ones(2, dtype=torch.bfloat16)).dtype == np.float32
+    parameter = torch.nn.Parameter(torch.ones(2))
+    assert type(plain(parameter, what="w")) is np.ndarray
+    with pytest.raises(InvalidOutput, match="the weights"):
+        plain([1.0, 2.0], what="the weights")
+    with pytest.raises(InvalidOutput):
+        plain(np.array(["a"]))
+    with pytest.raises(InvalidOutput):
+        plain(2 ** 100)
+
+
+# -- root only ---------------------------------------------------------------------------------
+
+@needs_root
+def test_child_runs_as_the_sandbox_user(sandbox):
+    account = pwd.getpwnam(LIMITS.user)
+    seen = sandbox.run("selftest.environment").values
+    assert (seen["uid"], seen["gid"], seen["groups"]) == (account.pw_uid, account.pw_gid, [])
+
+
+@needs_root
+def test_child_has_no_network(sandbox):
+    if not sandbox.capabilities["network_namespace"]:
+        pytest.skip("this platform refused a network namespace")
+    assert sandbox.run("selftest.environment").values["interfaces"] == ["lo"]
+
+
+@needs_root
+def test_kill_all_kills_every_process_of_the_sandbox_user(sandbox):
+    stray = subprocess.Popen(["sleep", "30"], user=LIMITS.user, start_new_session=True)
+    sandbox.kill_all()
+    assert stray.wait(timeout=10) == -signal.SIGKILL
+
+
+@needs_root
+def test_missing_sandbox_user_is_a_grader_error_not_root(submission):
+    with pytest.raises(GraderError, match="does not exist"):
+        Sandbox(submission, limits=Limits(user="hw4-no-such-user")).start()
