@@ -36,6 +36,8 @@ class StudentFeedback(AssertionError):
 class TestResult:
     """One graded test. ``output`` is already safe for students (markdown)."""
 
+    __test__ = False  # not a pytest test class, despite its name
+
     nodeid: str
     name: str
     number: str
@@ -86,6 +88,11 @@ class Results:
         return max(0.0, sum(t.score for t in self.tests) + sum(p for _, p in self.adjustments))
 
     @property
+    def base_score(self) -> float:
+        """The score without bonus tests (adjustments included)."""
+        return max(0.0, self.score - sum(t.score for t in self.tests if t.bonus))
+
+    @property
     def max_score(self) -> float:
         return sum(t.max_score for t in self.tests if not t.bonus)
 
@@ -121,9 +128,10 @@ class Results:
                          "the total while some tests are hidden; their results appear when grades "
                          "are published.")
         else:
-            lines.append(f"**Autograded score: {_fmt(self.score)} / {_fmt(self.max_score)} points**"
-                         + (f" (bonus tests: up to {_fmt(self.bonus_max_score)} more)."
-                            if self.bonus_max_score else "."))
+            lines.append(f"**Autograded score: {_fmt(self.base_score)} / {_fmt(self.max_score)} "
+                         "points**" + (f", bonus {_fmt(self.score - self.base_score)} / "
+                                       f"{_fmt(self.bonus_max_score)}." if self.bonus_max_score
+                                       else "."))
         for label, points in self.adjustments:
             lines.append(f"- {label}: {points:+g} points")
         lines += ["", "| Problem | Points | Result | First message |", "|---|---|---|---|"]
@@ -151,8 +159,9 @@ class Results:
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3]
                  for row in rows]
-        lines.append(f"Total: {_fmt(self.score)} / {_fmt(self.max_score)}"
-                     + (f" (+ up to {_fmt(self.bonus_max_score)} bonus)" if self.bonus_max_score else "")
+        lines.append(f"Total: {_fmt(self.base_score)} / {_fmt(self.max_score)}"
+                     + (f", bonus {_fmt(self.score - self.base_score)} / "
+                        f"{_fmt(self.bonus_max_score)}" if self.bonus_max_score else "")
                      + f"   [{sum(t.passed for t in self.tests)}/{len(self.tests)} tests passed]")
         lines += [f"Note: {note}" for note in self.notes]
         return "\n".join(lines)
