@@ -106,17 +106,7 @@ def check_array(name: str, expected: np.ndarray, got, *, rtol: float, atol: floa
     """Pass when ``got`` is an ndarray of ``expected``'s shape, a dtype of ``dtype_kinds``,
     finite, and ``|got - expected| <= atol + rtol * |expected|`` elementwise."""
     expected = np.asarray(expected)
-    if type(got) is not np.ndarray:
-        fail(f"**{name}** should return a NumPy array (`numpy.ndarray`), but returned "
-             f"`{_type_name(got)}`.", context=context, hidden=hidden)
-    if got.shape != expected.shape:
-        fail(f"**{name}** returned an array of shape {got.shape}; expected shape "
-             f"{expected.shape}.", context=context, hidden=hidden)
-    if got.dtype.kind not in dtype_kinds:
-        fail(f"**{name}** returned dtype {got.dtype}; expected a "
-             f"{'floating-point' if dtype_kinds == 'f' else dtype_kinds} dtype "
-             f"(like {expected.dtype}).", context=context, hidden=hidden)
-    check_finite(name, got, context=context, hidden=hidden)
+    check_form(name, expected, got, context=context, hidden=hidden, dtype_kinds=dtype_kinds)
     error = np.abs(got.astype(np.float64) - expected.astype(np.float64))
     tolerance = atol + rtol * np.abs(expected.astype(np.float64))
     bad = error > tolerance
@@ -132,6 +122,23 @@ def check_array(name: str, expected: np.ndarray, got, *, rtol: float, atol: floa
                f"- max absolute error {error.max():.3g}, max relative error {relative.max():.3g}\n"
                f"- expected: {show(expected)}\n- got:      {show(got)}")
     fail(summary, context=context, hidden=hidden, hints=hints, details=details)
+
+
+def check_form(name: str, expected: np.ndarray, got, *, context: str = "",
+               hidden: bool = False, dtype_kinds: str = "f") -> None:
+    """Pass when ``got`` is exactly an ndarray of ``expected``'s shape, with a dtype of
+    ``dtype_kinds``, and finite: the checks made before any comparison."""
+    if type(got) is not np.ndarray:
+        fail(f"**{name}** should return a NumPy array (`numpy.ndarray`), but returned "
+             f"`{_type_name(got)}`.", context=context, hidden=hidden)
+    if got.shape != expected.shape:
+        fail(f"**{name}** returned an array of shape {got.shape}; expected shape "
+             f"{expected.shape}.", context=context, hidden=hidden)
+    if got.dtype.kind not in dtype_kinds:
+        fail(f"**{name}** returned dtype {got.dtype}; expected a "
+             f"{'floating-point' if dtype_kinds == 'f' else dtype_kinds} dtype "
+             f"(like {expected.dtype}).", context=context, hidden=hidden)
+    check_finite(name, got, context=context, hidden=hidden)
 
 
 def check_finite(name: str, got: np.ndarray, *, context: str = "", hidden: bool = False) -> None:
@@ -168,6 +175,8 @@ def as_real(value) -> float | None:
         return None
     if isinstance(value, (int, float)):
         return float(value)
+    if isinstance(value, np.generic):
+        value = np.asarray(value)
     if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iuf":
         return float(value.reshape(()))
     return None
@@ -241,8 +250,7 @@ def check_pruned(name: str, original: np.ndarray, got: np.ndarray, *, q: float,
     Pass when ``got`` has ``original``'s shape and dtype, the number of zeros lies in
     ``allowed_pruned_counts``, every kept |w| >= every pruned |w|, and kept values are unchanged.
     """
-    check_array(f"{name}: the weight after pruning", original, got, rtol=np.inf, atol=np.inf,
-                context=context, hidden=hidden)  # type, shape, dtype kind and finiteness only
+    check_form(f"{name}: the weight after pruning", original, got, context=context, hidden=hidden)
     if got.dtype != original.dtype:
         fail(f"**{name}** changed the weight's dtype from {original.dtype} to {got.dtype}.",
              context=context, hidden=hidden)
@@ -257,12 +265,14 @@ def check_pruned(name: str, original: np.ndarray, got: np.ndarray, *, q: float,
     zeros = int((~kept).sum())
     low, high = allowed_pruned_counts(original, q)
     if not low <= zeros <= high:
-        fail(f"**{name}** left {zeros} of {got.size} weights at 0 ({zeros / got.size:.2%}); "
-             f"pruning q = {q:g}% should give between {low} and {high} zeros.",
-             context=context, hidden=hidden, hints=hints)
+        fail(f"**{name}** pruned the wrong number of weights "
+             f"({'too many' if zeros > high else 'too few'}).", context=context, hidden=hidden,
+             hints=hints, details=f"- {zeros} of {got.size} weights are 0 ({zeros / got.size:.2%}); "
+                                  f"q = {q:g}% should give between {low} and {high} zeros.")
     magnitude = np.abs(original)
     pruned = ~kept & (original != 0)
     if pruned.any() and kept.any() and magnitude[pruned].max() > magnitude[kept].min():
-        fail(f"**{name}** did not prune the smallest weights: a pruned |w| "
-             f"({magnitude[pruned].max():.6g}) is larger than a kept |w| "
-             f"({magnitude[kept].min():.6g}).", context=context, hidden=hidden, hints=hints)
+        fail(f"**{name}** did not prune the smallest weights: a pruned |w| is larger than a "
+             "kept |w|.", context=context, hidden=hidden, hints=hints,
+             details=f"- largest pruned |w| {magnitude[pruned].max():.6g}, smallest kept |w| "
+                     f"{magnitude[kept].min():.6g}")

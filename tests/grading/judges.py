@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.checks import (HINTS, WrongAnswer, as_real, check_array, check_pruned, check_scalar,
+from autograder.checks import (HINTS, WrongAnswer, as_real, check_array, check_form, check_pruned, check_scalar,
                                fail, recognise, show)
 
 # Lab 1 tolerances. Inputs are float64 and so is the reference, but a student may compute in
@@ -333,8 +333,7 @@ def judge_ste_grid(case: dict, report: dict, *, hidden: bool = False) -> None:
     reference's grid (one level of slack at exact rounding ties)."""
     got = _ste_output(case, report, hidden=hidden)
     w, bit, context = case["w"], case["bit"], ste_context(case)
-    check_array("STE.forward", case["expected"], got, rtol=np.inf, atol=np.inf, context=context,
-                hidden=hidden)  # type, shape, dtype kind, finiteness
+    check_form("STE.forward", case["expected"], got, context=context, hidden=hidden)
     tol = ste_tolerance(w)
     alpha = float(w.max()) - float(w.min())
     level = alpha / (2 ** bit - 1)
@@ -364,8 +363,7 @@ def judge_ste_keep_zeros(case: dict, report: dict, *, hidden: bool = False) -> N
     """Zeros stay exactly 0; the others lie on the grid of either accepted convention."""
     got = _ste_output(case, report, hidden=hidden)
     w, context = case["w"], ste_context(case)
-    check_array("STE.forward", case["expected"], got, rtol=np.inf, atol=np.inf, context=context,
-                hidden=hidden)
+    check_form("STE.forward", case["expected"], got, context=context, hidden=hidden)
     hints = recognise(got, variants=case.get("variants", {}), atol=ste_tolerance(w))
     zeros = w == 0
     if (got[zeros] != 0).any():

@@ -1,0 +1,150 @@
+"""Lab 1 (problems 2.1-2.6), hidden: the same checks as the visible tests on other inputs:
+more rows (6x5), more columns (3x8), a 4x6 problem, other learning rates, k in {1, 4},
+h in {1, 2, 4}, other lambda and tau, and 200-step runs on a shifted target y."""
+from gradescope_utils.autograder_utils.decorators import number, tags, visibility
+
+from judges import (judge_at_most_k, judge_lab1, judge_loss, judge_trajectory, lab1_args,
+                    trajectory_inputs)
+
+ARGS = {
+    "loss": ("W", "X", "Y"),
+    "gradient": ("W", "X", "Y"),
+    "gd_step": ("W", "X", "Y", "lr"),
+    "projected_gd_step": ("W", "X", "Y", "lr", "k"),
+    "subgradient_l1_step": ("W", "X", "Y", "lr", "lam"),
+    "soft_threshold": ("W", "threshold"),
+    "proximal_l1_step": ("W", "X", "Y", "lr", "threshold"),
+    "trimmed_l1_step": ("W", "X", "Y", "lr", "threshold", "h"),
+}
+
+
+def run_lab1(probe, expected, fn):
+    cases = expected(f"lab1_{fn}")
+    values = probe(f"hidden-lab1-{fn}", "lab1.call",
+                   {"fn": fn, "cases": [lab1_args(c, ARGS[fn]) for c in cases]})
+    return cases, values["results"]
+
+
+def check_function(probe, expected, fn, **options):
+    cases, results = run_lab1(probe, expected, fn)
+    judge_lab1(fn, cases, results, names=ARGS[fn], hidden=True, **options)
+
+
+def check_trajectory(probe, expected, fn):
+    case = next(c for c in expected("lab1_trajectories") if c["fn"] == fn)
+    result = probe(f"hidden-trajectory-{fn}", "lab1.trajectory", trajectory_inputs(case))
+    judge_trajectory(case, result, hidden=True)
+
+
+@number("2.1.3")
+@visibility("after_published")
+@tags("lab1", "loss")
+def test_loss_other_shapes(probe, expected):
+    """loss on problems with more rows, more columns and another shape."""
+    cases, results = run_lab1(probe, expected, "loss")
+    judge_loss(cases, results, hidden=True)
+
+
+@number("2.1.4")
+@visibility("after_published")
+@tags("lab1", "gradient")
+def test_gradient_other_shapes(probe, expected):
+    """gradient on problems with more rows, more columns and another shape; inputs unchanged."""
+    check_function(probe, expected, "gradient", start=None)
+
+
+@number("2.2.3")
+@visibility("after_published")
+@tags("lab1", "gd")
+def test_gd_step_other_shapes(probe, expected):
+    """gd_step on other shapes and learning rates; inputs unchanged."""
+    check_function(probe, expected, "gd_step")
+
+
+@number("2.2.4")
+@visibility("after_published")
+@tags("lab1", "gd", "convergence")
+def test_gd_converges_other_target(probe, expected):
+    """200 gd_step steps from W0 on the handout's X with another y."""
+    check_trajectory(probe, expected, "gd_step")
+
+
+@number("2.3.4")
+@visibility("after_published")
+@tags("lab1", "projected")
+def test_projected_other_k(probe, expected):
+    """projected_gd_step on other shapes with k = 1, k = 4 and the default."""
+    check_function(probe, expected, "projected_gd_step")
+
+
+@number("2.3.5")
+@visibility("after_published")
+@tags("lab1", "projected")
+def test_projected_at_most_k_other_k(probe, expected):
+    """projected_gd_step leaves at most k nonzeros for k = 1, 4 and the default."""
+    cases, results = run_lab1(probe, expected, "projected_gd_step")
+    judge_at_most_k(cases, results, hidden=True)
+
+
+@number("2.3.6")
+@visibility("after_published")
+@tags("lab1", "projected", "convergence")
+def test_projected_converges_other(probe, expected):
+    """200 projected steps with another k on another y."""
+    check_trajectory(probe, expected, "projected_gd_step")
+
+
+@number("2.4.3")
+@visibility("after_published")
+@tags("lab1", "subgradient")
+def test_subgradient_other(probe, expected):
+    """subgradient_l1_step on other shapes and lambdas, W holding an exact 0."""
+    check_function(probe, expected, "subgradient_l1_step")
+
+
+@number("2.4.4")
+@visibility("after_published")
+@tags("lab1", "subgradient", "convergence")
+def test_subgradient_converges_other(probe, expected):
+    """200 subgradient steps with another lambda on another y."""
+    check_trajectory(probe, expected, "subgradient_l1_step")
+
+
+@number("2.5.4")
+@visibility("after_published")
+@tags("lab1", "proximal")
+def test_soft_threshold_other(probe, expected):
+    """soft_threshold on other vectors and thresholds."""
+    check_function(probe, expected, "soft_threshold", start=None)
+
+
+@number("2.5.5")
+@visibility("after_published")
+@tags("lab1", "proximal")
+def test_proximal_other(probe, expected):
+    """proximal_l1_step on other shapes and thresholds."""
+    check_function(probe, expected, "proximal_l1_step")
+
+
+@number("2.5.6")
+@visibility("after_published")
+@tags("lab1", "proximal", "convergence")
+def test_proximal_converges_other(probe, expected):
+    """200 proximal steps with another threshold on another y."""
+    check_trajectory(probe, expected, "proximal_l1_step")
+
+
+@number("2.6.3")
+@visibility("after_published")
+@tags("lab1", "trimmed")
+def test_trimmed_other_h(probe, expected):
+    """trimmed_l1_step on other shapes with h = 1, 2 and 4."""
+    check_function(probe, expected, "trimmed_l1_step")
+
+
+@number("2.6.4")
+@visibility("after_published")
+@tags("lab1", "trimmed", "convergence")
+def test_trimmed_converges_other(probe, expected):
+    """200 trimmed-L1 steps with another threshold and h on another y."""
+    check_trajectory(probe, expected, "trimmed_l1_step")
