@@ -342,3 +342,22 @@ def test_no_results_file_without_the_option(pytester):
                                        "--rubric", str(pytester.path / "rubric.toml"))
     run.stdout.fnmatch_lines(["*HW4 grade*", "*2.1*"])
     assert not list(pytester.path.rglob("results.json"))
+
+
+def test_intake_notes_reach_the_students_summary(pytester):
+    pytester.makefile(".toml", rubric=ONLY_2_1)
+    grading = pytester.path / "tests" / "grading"
+    (grading / "visible").mkdir(parents=True)
+    (grading / "conftest.py").write_text('pytest_plugins = ["autograder.plugin"]\n')
+    (grading / "visible" / "test_a.py").write_text(HEADER + '@number("2.1.1")\ndef test_a(): pass\n')
+    submission = pytester.path / "upload" / "my_folder"
+    submission.mkdir(parents=True)
+    (submission / "lab1.py").write_text("")
+    out = pytester.path / "results.json"
+    pytester.runpytest_inprocess("tests/grading", "-p", "no:cacheprovider", "--visibility", "visible",
+                                 "--rubric", str(pytester.path / "rubric.toml"),
+                                 "--submission", str(pytester.path / "upload"), "--results", str(out))
+    data = json.loads(out.read_text())
+    validate_json(data)
+    assert "Took `my_folder/lab1.py` as `lab1.py`" in data["output"]
+    assert "`lab2.py` was not found" in data["output"]
