@@ -53,7 +53,9 @@ def environment(inputs: dict) -> dict:
         interfaces = [name for _, name in socket.if_nameindex()]
     except OSError:
         interfaces = []
-    return {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "cwd": os.getcwd(),
+    status = open("/proc/self/status").read() if os.path.exists("/proc/self/status") else ""
+    no_new_privs = "NoNewPrivs:\t1" in status
+    return {"no_new_privs": no_new_privs, "uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "cwd": os.getcwd(),
             "env": dict(os.environ), "sys_path": list(sys.path), "fds": fds, "interfaces": interfaces,
             "pid": os.getpid(), "sid": os.getsid(0)}
 

@@ -148,8 +148,12 @@ def apply_in_child(limits: Limits, *, memory_base: int, cpu_seconds: float,
     memory_base is the zygote's own data size, the floor the memory headroom is added to.
     """
     if limits.memory is not None:
-        kind = getattr(resource, "RLIMIT_DATA", None) if IS_LINUX else resource.RLIMIT_AS
-        _set(kind if kind is not None else resource.RLIMIT_AS, memory_base + limits.memory)
+        try:
+            _set(resource.RLIMIT_DATA if IS_LINUX else resource.RLIMIT_AS, memory_base + limits.memory)
+        except (ValueError, OSError):
+            if IS_LINUX:
+                raise
+            # macOS may refuse an address-space limit: the wall clock still bounds the call.
     cpu = int(limits.cpu_seconds if limits.cpu_seconds is not None else cpu_seconds) + 1
     soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
     # Soft limit sends SIGXCPU, the hard one a second later SIGKILL (SIGXCPU can be ignored).
@@ -233,6 +237,11 @@ def kill_descendants() -> None:
 
     Loops until waitpid reports no children at all, so orphans reparented to us mid-sweep go too.
     """
+    try:  # the common case, in a fraction of a millisecond: no child at all, nothing to scan
+        if os.waitpid(-1, os.WNOHANG)[0] == 0 and not IS_LINUX:
+            return  # without a subreaper, orphans are not ours to find
+    except ChildProcessError:
+        return
     import psutil
     me = psutil.Process()
     for _ in range(5000):

@@ -334,6 +334,7 @@ def test_child_runs_as_the_sandbox_user(sandbox):
     account = pwd.getpwnam(LIMITS.user)
     seen = sandbox.run("selftest.environment").values
     assert (seen["uid"], seen["gid"], seen["groups"]) == (account.pw_uid, account.pw_gid, [])
+    assert seen["no_new_privs"] is True
 
 
 @needs_root
