@@ -48,7 +48,8 @@ def grade_gradescope(root: Path, *, cwd: Path, timeout: float) -> Graded:
 
     At ``timeout`` the whole session is killed (and, as root, every sandbox process).
     """
-    command = [sys.executable, "-m", "autograder", "gradescope", "--root", str(root)]
+    command = [sys.executable, "-m", "autograder", "gradescope", "--root", str(root),
+               "--stage", "unit", "--device", "cpu"]
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     env["PYTHONPATH"] = str(ROOT)
     start = time.monotonic()
@@ -183,8 +184,21 @@ def _carries(process: psutil.Process, marker: str) -> bool:
         return False
 
 
+def _serves_a_live_grade(process: psutil.Process, uid: int) -> bool:
+    """Whether a sandbox process still belongs to a running grader (another grade on this
+    machine): one of its ancestors is a zygote that is not itself the sandbox user's."""
+    try:
+        for parent in process.parents():
+            if parent.uids().real != uid and "autograder.sandbox.zygote" in " ".join(parent.cmdline()):
+                return True
+    except psutil.Error:
+        pass
+    return False
+
+
 def leftover_processes(marker: str) -> list[str]:
-    """Kill, then describe, every process of the sandbox user or carrying ``marker``."""
+    """Kill, then describe, every process left by an attack: carrying ``marker``, or of the
+    sandbox user with no live grader above it (other grades may share this machine)."""
     uid = sandbox_uid()
     me = os.getpid()
     found = []
@@ -192,10 +206,11 @@ def leftover_processes(marker: str) -> list[str]:
         if process.pid == me:
             continue
         try:
-            of_sandbox = uid is not None and process.uids().real == uid
+            orphan = uid is not None and process.uids().real == uid \
+                and not _serves_a_live_grade(process, uid)
         except psutil.Error:
             continue
-        if of_sandbox or _carries(process, marker):
+        if orphan or _carries(process, marker):
             try:
                 found.append(f"pid {process.pid} {process.name()!r} uid {process.uids().real} "
                              f"{' '.join(process.cmdline())[:120]!r}")

@@ -144,8 +144,10 @@ def test_hostile_submission_is_graded_honestly(group, reference_grade, tmp_path)
         failures.append(f"the attack forged {[str(p) for p in forged]}")
     # 4. nothing of the reference or of the hidden tests in any output
     secret_lines = observe.reference_only_lines(submission) | observe.hidden_test_lines(submission)
-    outputs = {"results.json": graded.results_text or "", "the grader's stdout": graded.stdout,
-               "the grader's stderr": graded.stderr}
+    outputs = {"results.json": graded.results_text or ""}
+    if results is None or results.get("stdout_visibility", "hidden") != "hidden":
+        # Gradescope shows the grader's own output to students unless told to hide it
+        outputs.update({"the grader's stdout": graded.stdout, "the grader's stderr": graded.stderr})
     failures += observe.leaks(outputs, secret_lines)
     if results is not None:
         failures += observe.leaks({"the student-visible feedback": observe.student_visible_text(results)},
