@@ -1,0 +1,370 @@
+"""The training stage's pipelines, trusted side: build inputs, run a probe of
+``autograder.probes.train`` in the sandbox, and measure the returned weights ourselves.
+
+    setting = Setting.resolve(data=None, checkpoint=None, device="auto")
+    pipelines = Pipelines(sandbox, setting)
+    outcome = pipelines.masked_finetune()      # 3.3
+    outcome.accuracy, outcome.revived          # measured here; observed in the child
+
+Student code runs only in the sandbox child. Here, the grader's own ResNet-20 (``hw4``), the
+reference's pruning (to make the pruned starting model) and the reference's STE (to evaluate a
+quantized network) do the rest; the reference is loaded from ``paths.REFERENCE_DIR`` under
+private module names, so it never meets the student's modules. Accuracy is top-1 on the first
+``budget.test_images`` test images, in eval mode, with deterministic kernels and a fixed number
+of threads. Thresholds live in ``autograder.calibrate``; this module only measures.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from autograder import paths
+from autograder.errors import GraderError, InvalidOutput
+
+SPARSITY_Q = 80.0         # the course's target: 80% of the prunable weights
+PTQ_BITS = (6, 5, 4, 3, 2)
+QAT_BITS = (4, 3, 2)
+SPARSE_QAT_BITS = 4       # 4.4: the 80%-sparse model quantized to 4 bits with keep_zeros
+ITERATIVE_QAT_BITS = 4    # 4.5
+PRUNE_EPOCHS = 10         # the schedule prunes 8% more before each of epochs 0..9
+EVAL_BATCH = 250
+IMAGES_PER_SECOND_FLOOR = 40.0  # timeouts assume at least this training speed (half a vCPU)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much each pipeline trains, per device type. Changing any field needs a new calibration.
+
+    batch_size: the course's training batch. train_images / test_images: the first N images of
+    each split are used (both splits are class-interleaved, so every prefix is balanced).
+    masked_batches (3.3), qat_batches (4.3, per width), sparse_qat_batches (4.4): optimizer steps.
+    epochs and batches_per_epoch (3.4, 3.5, 4.5): the schedule's short epochs; the first 10 prune.
+    threads: torch threads, in the child and for evaluation here (results depend on it).
+    """
+    name: str
+    batch_size: int
+    train_images: int
+    test_images: int
+    masked_batches: int
+    qat_batches: int
+    sparse_qat_batches: int
+    epochs: int
+    batches_per_epoch: int
+    threads: int
+
+    def total_batches(self) -> int:
+        return (self.masked_batches + len(QAT_BITS) * self.qat_batches + self.sparse_qat_batches
+                + 3 * self.epochs * self.batches_per_epoch)
+
+
+# About 90 batches of 256 on CPU: some 75 s of training on a 2-core machine.
+BUDGETS = {
+    "cpu": Budget("short", batch_size=256, train_images=5000, test_images=1000, masked_batches=12,
+                  qat_batches=6, sparse_qat_batches=8, epochs=16, batches_per_epoch=1, threads=2),
+    "cuda": Budget("long", batch_size=256, train_images=10000, test_images=10000, masked_batches=40,
+                   qat_batches=20, sparse_qat_batches=20, epochs=20, batches_per_epoch=4, threads=4),
+}
+
+
+def file_digest(path: Path | None) -> str:
+    """First 16 hex digits of the sha256 of a file (None: the embedded checkpoint)."""
+    from hw4.resnet import EMBEDDED_CHECKPOINT
+    digest = hashlib.sha256(Path(path or EMBEDDED_CHECKPOINT).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def arrays_digest(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a training-stage run is measured on: data, checkpoint, device and budget.
+
+    ``key`` names its calibration file; ``fingerprint`` pins the images and checkpoint used.
+    """
+    dataset: object  # hw4.data.Dataset
+    checkpoint: Path | None
+    device: str      # "cpu" or "cuda"
+    budget: Budget
+    seed: int = 0
+
+    @classmethod
+    def resolve(cls, data=None, checkpoint=None, device: str = "auto", seed: int = 0) -> "Setting":
+        """Options or environment (HW4_DATA, HW4_CHECKPOINT) first, the embedded defaults last."""
+        import os
+        paths.ensure_provided_importable()
+        from hw4.data import load_dataset
+        data = data or os.environ.get("HW4_DATA") or None
+        checkpoint = checkpoint or os.environ.get("HW4_CHECKPOINT") or None
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device_type = "cuda" if device.startswith("cuda") else "cpu"
+        return cls(load_dataset(data), Path(checkpoint) if checkpoint else None, device,
+                   BUDGETS[device_type], seed)
+
+    @property
+    def device_type(self) -> str:
+        return "cuda" if self.device.startswith("cuda") else "cpu"
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset.name}-{self.device_type}-{self.budget.name}"
+
+    @cached_property
+    def fingerprint(self) -> dict:
+        budget = self.budget
+        return {"checkpoint": file_digest(self.checkpoint),
+                "train": arrays_digest(*self.train_split()),
+                "test": arrays_digest(self.dataset.x_test[:budget.test_images],
+                                      self.dataset.y_test[:budget.test_images]),
+                "budget": asdict(budget)}
+
+    def train_split(self) -> tuple[np.ndarray, np.ndarray]:
+        n = self.budget.train_images
+        return self.dataset.x_train[:n], self.dataset.y_train[:n]
+
+
+# -- the reference, loaded privately ----------------------------------------------------------
+
+def reference(module_name: str):
+    """The staff solution ``reference/<module_name>.py``, imported as ``hw4_reference_<name>``.
+
+    Raises GraderError where the reference is absent (the student handout ships none): the
+    training stage runs with the staff's copy of the grader only.
+    """
+    import sys
+    qualified = f"hw4_reference_{module_name}"
+    if qualified in sys.modules:
+        return sys.modules[qualified]
+    path = paths.REFERENCE_DIR / f"{module_name}.py"
+    if not path.is_file():
+        raise GraderError(f"the training stage needs the staff reference ({path} is missing); "
+                          "it runs on Gradescope, not in the handout")
+    spec = importlib.util.spec_from_file_location(qualified, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[qualified] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- outcomes ---------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    """What one pipeline produced: ``accuracy`` measured here, the rest observed or measured."""
+    accuracy: float
+    layer_sparsity: dict = field(default_factory=dict)   # {prunable layer: fraction of zeros}
+    total_sparsity: float = 0.0                           # over all prunable weights
+    observed: dict = field(default_factory=dict)         # the probe's observations, as returned
+    seconds: float = 0.0                                  # the sandboxed call's wall time
+
+
+def sparsity(state: dict) -> tuple[dict, float]:
+    """({prunable layer: fraction of exact zeros}, total fraction) of a ResNet-20 state dict."""
+    from hw4.resnet import ResNetCIFAR, prunable_layers
+    names = [name for name, _ in prunable_layers(ResNetCIFAR(20))]
+    zeros = {name: int(np.count_nonzero(state[f"{name}.weight"] == 0)) for name in names}
+    sizes = {name: state[f"{name}.weight"].size for name in names}
+    return ({name: zeros[name] / sizes[name] for name in names},
+            sum(zeros.values()) / sum(sizes.values()))
+
+
+def mask_disagreements(before: dict, after: dict, q: float = SPARSITY_Q, rtol: float = 1e-5) -> dict:
+    """Compare a global prune's result with the reference rule on the same weights.
+
+    ``before`` / ``after``: {prunable layer: weight} around the student's global prune at ``q``.
+    The reference keeps |w| >= t, t the q-th percentile of all |w| (float64, linear). Weights
+    within ``rtol`` of t are ties (either side is correct). Returns, per layer, how many
+    positions disagree outside the ties plus how many kept weights changed value.
+    """
+    names = list(before)
+    magnitudes = np.concatenate([np.abs(before[name]).astype(np.float64).ravel() for name in names])
+    threshold = float(np.percentile(magnitudes, q))
+    result = {}
+    for name in names:
+        w = np.abs(before[name].astype(np.float64))
+        kept = after[name] != 0
+        tie = np.abs(w - threshold) <= rtol * max(threshold, 1e-30)
+        wrong = int(np.count_nonzero((kept != (w >= threshold)) & ~tie))
+        changed = int(np.count_nonzero(kept & (after[name] != before[name])))
+        result[name] = wrong + changed
+    return result
+
+
+def distinct_values(forward: dict) -> dict:
+    """{layer: number of distinct values of its forward (quantized) weight}."""
+    return {name: int(np.unique(weight).size) for name, weight in forward.items()}
+
+
+# -- the pipelines ----------------------------------------------------------------------------
+
+class Pipelines:
+    """Runs the training stage's pipelines for one submission (``sandbox``) in one ``setting``."""
+
+    def __init__(self, sandbox, setting: Setting):
+        self.sandbox = sandbox
+        self.setting = setting
+        self.budget = setting.budget
+
+    # -- starting models, built here ----------------------------------------------------------
+
+    @cached_property
+    def pretrained_state(self) -> dict:
+        from hw4.resnet import load_pretrained
+        net = load_pretrained(self.setting.checkpoint)
+        return {key: value.detach().cpu().numpy().copy() for key, value in net.state_dict().items()}
+
+    @cached_property
+    def pruned_state(self) -> dict:
+        """The pretrained model, every prunable layer pruned to 80% by the reference."""
+        prune = reference("lab2").prune_by_percentage
+        return self._pruned(lambda net, layers: [prune(layer, SPARSITY_Q) for _, layer in layers])
+
+    @cached_property
+    def global_pruned_state(self) -> dict:
+        """The pretrained model pruned to 80% globally by the reference (a broken baseline)."""
+        prune = reference("lab2").global_prune_by_percentage
+        return self._pruned(lambda net, layers: prune(net, SPARSITY_Q))
+
+    def _pruned(self, prune) -> dict:
+        from hw4.resnet import ResNetCIFAR, prunable_layers
+        net = ResNetCIFAR(20)
+        net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self.pretrained_state.items()})
+        prune(net, prunable_layers(net))
+        return {key: value.detach().cpu().numpy().copy() for key, value in net.state_dict().items()}
+
+    @cached_property
+    def _test_loader(self):
+        from hw4.data import test_loader
+        return test_loader(self.setting.dataset, batch_size=EVAL_BATCH, limit=self.budget.test_images)
+
+    # -- measuring ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _deterministic(self):
+        threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+        torch.set_num_threads(self.budget.threads)
+        torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic)
+
+    def accuracy(self, state: dict, Nbits=None, keep_zeros: bool = False) -> float:
+        """Top-1 accuracy of ResNet-20 holding ``state``, quantized with the reference's STE."""
+        from hw4.resnet import ResNetCIFAR
+        from hw4.training import evaluate
+        ste = reference("lab3").STE if Nbits is not None else None
+        net = ResNetCIFAR(20, Nbits=Nbits, ste=ste, keep_zeros=keep_zeros)
+        net.load_state_dict(self._checked_state(state), strict=True)
+        with self._deterministic():
+            return evaluate(net.to(self.setting.device), self._test_loader, self.setting.device)
+
+    def _checked_state(self, state) -> dict:
+        """A returned state dict as tensors, refused unless it has every key, shape and dtype kind."""
+        expected = self.pretrained_state
+        if type(state) is not dict or set(state) != set(expected):
+            raise InvalidOutput("the trained network came back without the ResNet-20 state dict.")
+        tensors = {}
+        for key, value in state.items():
+            reference_value = expected[key]
+            if type(value) is not np.ndarray or value.shape != reference_value.shape:
+                raise InvalidOutput(f"the trained network's `{key}` has the wrong shape.")
+            tensors[key] = torch.from_numpy(value.astype(reference_value.dtype, copy=False))
+        return tensors
+
+    def with_forward_weights(self, forward: dict) -> dict:
+        """The pretrained state with each quantized layer's weight replaced by ``forward[layer]``."""
+        state = dict(self.pretrained_state)
+        for name, weight in forward.items():
+            key = f"{name}.conv.weight"
+            if key not in state or type(weight) is not np.ndarray or weight.shape != state[key].shape:
+                raise InvalidOutput(f"STE's output for `{name}` does not have the weight's shape.")
+            state[key] = weight.astype(np.float32)
+        return state
+
+    # -- running --------------------------------------------------------------------------------
+
+    def _run(self, probe: str, steps: int, **inputs):
+        x_train, y_train = self.setting.train_split()
+        inputs.update(x_train=x_train, y_train=y_train, batch_size=self.budget.batch_size,
+                      seed=self.setting.seed, device=self.setting.device)
+        timeout = 60.0 + steps * self.budget.batch_size / IMAGES_PER_SECOND_FLOOR
+        return self.sandbox.run(f"train.{probe}", inputs, timeout=timeout,
+                                threads=self.budget.threads, seed=self.setting.seed)
+
+    def _measured(self, result, Nbits=None, keep_zeros=False) -> Outcome:
+        values = result.values
+        state = values["state"]
+        checked = {k: v.numpy() for k, v in self._checked_state(state).items()}
+        layers, total = sparsity(checked)
+        observed = {key: value for key, value in values.items() if key != "state"}
+        return Outcome(self.accuracy(checked, Nbits, keep_zeros), layers, total, observed,
+                       result.elapsed)
+
+    # -- one method per check ----------------------------------------------------------------------
+
+    def pretrained(self) -> Outcome:
+        """3.1: the student's lab files import; the pretrained model through their STE at None."""
+        result = self.sandbox.run("train.quantize", {
+            "state": self.pretrained_state, "bits": [None], "modules": ["lab2", "lab3"],
+            "device": self.setting.device}, timeout=120.0, threads=self.budget.threads)
+        forward = result.values["weights"][0]
+        return Outcome(self.accuracy(self.with_forward_weights(forward)), observed={},
+                       seconds=result.elapsed)
+
+    def post_training_quantization(self) -> dict[int, float]:
+        """4.2: {bits: accuracy of the pretrained model with the student's STE output}."""
+        result = self.sandbox.run("train.quantize", {
+            "state": self.pretrained_state, "bits": list(PTQ_BITS), "modules": ["lab3"],
+            "device": self.setting.device}, timeout=120.0, threads=self.budget.threads)
+        return {bits: self.accuracy(self.with_forward_weights(forward))
+                for bits, forward in zip(PTQ_BITS, result.values["weights"])}
+
+    def masked_finetune(self) -> Outcome:
+        """3.3: the reference-pruned model, one short epoch of the student's masked fine-tuning."""
+        batches = self.budget.masked_batches
+        result = self._run("masked_finetune", batches, state=self.pruned_state, batches=batches)
+        return self._measured(result)
+
+    def iterative_prune(self, mode: str, Nbits=None) -> Outcome:
+        """3.4 (``mode="layer"``), 3.5 (``"global"``), 4.5 (``"global"``, 4 bits)."""
+        budget = self.budget
+        batches = budget.epochs * budget.batches_per_epoch
+        result = self._run("iterative_prune", batches, state=self.pretrained_state, mode=mode,
+                           Nbits=Nbits, epochs=budget.epochs,
+                           batches_per_epoch=budget.batches_per_epoch)
+        return self._measured(result, Nbits=Nbits)
+
+    def quantized_finetune(self, bits: int, sparse: bool = False) -> Outcome:
+        """4.3 (dense, ``bits``) and 4.4 (``sparse``: the 80%-pruned model with keep_zeros)."""
+        batches = self.budget.sparse_qat_batches if sparse else self.budget.qat_batches
+        state = self.pruned_state if sparse else self.pretrained_state
+        result = self._run("quantized_finetune", batches, state=state, Nbits=bits,
+                           keep_zeros=sparse, batches=batches)
+        return self._measured(result, Nbits=bits, keep_zeros=sparse)
+
+    # -- broken baselines, for calibration --------------------------------------------------------
+
+    def untrained_accuracies(self) -> dict:
+        """What a solution that never trains reaches: each pipeline's starting point, measured."""
+        pruned, global_pruned = self.accuracy(self.pruned_state), self.accuracy(self.global_pruned_state)
+        result = {"3.3": pruned, "3.4": pruned, "3.5": global_pruned,
+                  "4.4": self.accuracy(self.pruned_state, SPARSE_QAT_BITS, keep_zeros=True),
+                  "4.5": self.accuracy(self.global_pruned_state, ITERATIVE_QAT_BITS)}
+        for bits in QAT_BITS:
+            result[f"4.3/{bits}"] = self.accuracy(self.pretrained_state, bits)
+        return result
+
