@@ -172,7 +172,8 @@ class _BatchUnpickler(pickle.Unpickler):
     """Reads CIFAR-10's pickled batches, refusing anything but plain data and numpy arrays."""
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("_codecs", "encode")}  # how protocol 2 stores bytes when Python 3 writes it
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
