@@ -119,6 +119,7 @@ class GradingState:
         self.intake: Intake | None = None
         self.intake_error: SubmissionError | None = None
         self.workdir: Path | None = None
+        self.box = None  # the session's Sandbox, started at session start
         self.selected: list[TestMeta] = []
         self.extra: list[TestResult] = []  # entries for what would otherwise vanish
 
@@ -181,11 +182,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[STATE].run_intake()
+    state = session.config.stash[STATE]
+    state.run_intake()
+    if state.intake_error is None and not session.config.option.collectonly:
+        # Start the zygote now, without waiting: its torch import overlaps our collection.
+        from autograder.sandbox import Sandbox
+
+        state.box = Sandbox(state.intake.dest, device=state.options.device)
+        state.box.start(wait=False)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
+    if state is not None and state.box is not None:
+        state.box.close()  # idempotent; covers a session that never requested the fixture
     if state is not None and state.workdir is not None:
         shutil.rmtree(state.workdir, ignore_errors=True)
 
@@ -205,13 +215,10 @@ def sandbox(request):
     state = request.config.stash[STATE]
     if state.intake_error is not None:
         raise state.intake_error
-    from autograder.sandbox import Sandbox
-
-    box = Sandbox(state.intake.dest, device=state.options.device)  # it resolves "auto"
     try:
-        yield box
-    finally:
-        box.close()
+        yield state.box
+    finally:  # stops the zygote and kills every process the submission left
+        state.box.close()
 
 
 # ----------------------------------------------------------------------------- collection
