@@ -182,10 +182,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[STATE].run_intake()
+
+
+def _start_sandbox_early(session: pytest.Session) -> None:
+    """Start the zygote as soon as a collected test needs it, without waiting: its torch
+    import then overlaps the grader's own set-up instead of delaying the first test."""
     state = session.config.stash[STATE]
-    state.run_intake()
-    if state.intake_error is None and not session.config.option.collectonly:
-        # Start the zygote now, without waiting: its torch import overlaps our collection.
+    if (state.intake_error is None and state.box is None and not session.config.option.collectonly
+            and any("sandbox" in getattr(item, "fixturenames", ()) for item in session.items)):
         from autograder.sandbox import Sandbox
 
         state.box = Sandbox(state.intake.dest, device=state.options.device)
@@ -215,6 +220,10 @@ def sandbox(request):
     state = request.config.stash[STATE]
     if state.intake_error is not None:
         raise state.intake_error
+    if state.box is None:
+        from autograder.sandbox import Sandbox
+
+        state.box = Sandbox(state.intake.dest, device=state.options.device)
     try:
         yield state.box
     finally:  # stops the zygote and kills every process the submission left
@@ -332,6 +341,7 @@ def pytest_collection_modifyitems(session, config, items) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
     state.selected = [item.stash[META] for item in session.items if META in item.stash]
+    _start_sandbox_early(session)
     expected = state.options.expected_count
     if expected is not None and expected != len(session.items):
         state.extra.append(TestResult(
