@@ -75,8 +75,8 @@ BUDGETS = {
 
 def file_digest(path: Path | None) -> str:
     """First 16 hex digits of the sha256 of a file (None: the embedded checkpoint)."""
-    from hw4.resnet import EMBEDDED_CHECKPOINT
-    digest = hashlib.sha256(Path(path or EMBEDDED_CHECKPOINT).read_bytes())
+    from hw4.resnet import embedded_checkpoint
+    digest = hashlib.sha256(Path(path or embedded_checkpoint()).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -168,6 +168,7 @@ class Outcome:
     total_sparsity: float = 0.0                           # over all prunable weights
     observed: dict = field(default_factory=dict)         # the probe's observations, as returned
     seconds: float = 0.0                                  # the sandboxed call's wall time
+    state: dict = field(default_factory=dict, repr=False)  # the trained weights, checked
 
 
 def sparsity(state: dict) -> tuple[dict, float]:
@@ -312,7 +313,7 @@ class Pipelines:
         layers, total = sparsity(checked)
         observed = {key: value for key, value in values.items() if key != "state"}
         return Outcome(self.accuracy(checked, Nbits, keep_zeros), layers, total, observed,
-                       result.elapsed)
+                       result.elapsed, checked)
 
     # -- one method per check ----------------------------------------------------------------------
 

@@ -1,0 +1,170 @@
+"""``python -m autograder calibrate``: measure the reference's pipelines, write the thresholds.
+
+    python -m autograder calibrate --data ../shared/hw4-data/cifar10_jpeg_q75.npz \\
+        --checkpoint ../shared/hw4-data/pretrained_model.pt --device cpu --seeds 3
+
+Runs every training-stage pipeline (``autograder.pipelines``) with the reference as the
+submission, through the same sandbox, once per seed (the seed moves the data order and the
+augmentation), and writes ``fixtures/calibration/<dataset>-<device type>-<budget>.json``:
+
+- each accuracy threshold is the reference's minimum over the seeds minus ``MARGIN``;
+- the broken baseline of each check (the starting model, never trained) is recorded beside it,
+  and calibration refuses to write a threshold that does not clear it by ``MIN_SEPARATION``;
+- 3.1 and 4.2 record the reference's own accuracies (no training, no seed), which the student's
+  must equal within ``EQUAL_WITHIN``;
+- a fingerprint of the images, checkpoint and budget: a file measured on other data is refused.
+
+``Calibration.load(setting)`` reads it back for the grading tests, or raises ``NotCalibrated``
+with the command to run.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder import paths
+from autograder.pipelines import (ITERATIVE_QAT_BITS, PTQ_BITS, QAT_BITS, SPARSE_QAT_BITS,
+                                  Pipelines, Setting)
+
+CALIBRATION_DIR = paths.FIXTURES_DIR / "calibration"
+MARGIN = 0.03          # accuracy a correct solution may lose against the reference's worst seed
+MIN_SEPARATION = 0.05  # a threshold must be this far above the broken baseline
+EQUAL_WITHIN = 0.005   # 3.1 and 4.2: the student's accuracy equals the reference's within this
+TRAINED_CHECKS = ("3.3", "3.4", "3.5", *(f"4.3/{bits}" for bits in QAT_BITS), "4.4", "4.5")
+
+
+class NotCalibrated(Exception):
+    """No calibration matches this setting; the message says which command makes one."""
+
+
+def calibration_path(setting: Setting) -> Path:
+    return CALIBRATION_DIR / f"{setting.key}.json"
+
+
+def calibrate_command(setting: Setting) -> str:
+    parts = ["python -m autograder calibrate"]
+    if not setting.dataset.name.startswith("embedded"):
+        parts.append("--data <your data>")
+    if setting.checkpoint is not None:
+        parts.append(f"--checkpoint {setting.checkpoint}")
+    parts.append(f"--device {setting.device_type}")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Thresholds for one setting. ``thresholds``: {check: minimum accuracy}; ``pretrained`` and
+    ``ptq`` ({bits: accuracy}): the reference's accuracies without training."""
+    key: str
+    thresholds: dict
+    pretrained: float
+    ptq: dict
+    record: dict  # the whole file, for reports
+
+    @classmethod
+    def load(cls, setting: Setting) -> "Calibration":
+        path = calibration_path(setting)
+        where = f"{setting.dataset.name}/{setting.device_type}/{setting.budget.name}"
+        if not path.is_file():
+            raise NotCalibrated(f"not calibrated for {where}: run `{calibrate_command(setting)}`")
+        record = json.loads(path.read_text())
+        if record.get("fingerprint") != setting.fingerprint:
+            raise NotCalibrated(f"the calibration for {where} ({path.name}) was measured on other "
+                                f"images, checkpoint or budget: run `{calibrate_command(setting)}`")
+        return cls(setting.key, {check: entry["threshold"] for check, entry in record["checks"].items()},
+                   record["pretrained"], {int(bits): acc for bits, acc in record["ptq"].items()}, record)
+
+
+# -- measuring the reference ------------------------------------------------------------------
+
+def reference_accuracies(pipelines: Pipelines) -> tuple[dict, dict]:
+    """One seed of every trained pipeline with the reference: ({check: accuracy}, {check: s})."""
+    runs = {
+        "3.3": pipelines.masked_finetune,
+        "3.4": lambda: pipelines.iterative_prune("layer"),
+        "3.5": lambda: pipelines.iterative_prune("global"),
+        **{f"4.3/{bits}": (lambda bits=bits: pipelines.quantized_finetune(bits)) for bits in QAT_BITS},
+        "4.4": lambda: pipelines.quantized_finetune(SPARSE_QAT_BITS, sparse=True),
+        "4.5": lambda: pipelines.iterative_prune("global", Nbits=ITERATIVE_QAT_BITS),
+    }
+    accuracies, seconds = {}, {}
+    for check, run in runs.items():
+        started = time.monotonic()
+        accuracies[check] = run().accuracy
+        seconds[check] = round(time.monotonic() - started, 1)
+        print(f"  {check}: {accuracies[check]:.4f} ({seconds[check]} s)", file=sys.stderr)
+    return accuracies, seconds
+
+
+def thresholds(per_seed: list[dict], broken: dict, margin: float = MARGIN) -> dict:
+    """{check: {"reference": [...], "broken": x, "threshold": t, "separated": bool}}."""
+    checks = {}
+    for check in TRAINED_CHECKS:
+        measured = [seed[check] for seed in per_seed]
+        threshold = round(min(measured) - margin, 4)
+        checks[check] = {"reference": measured, "broken": broken[check], "threshold": threshold,
+                         "separated": threshold >= broken[check] + MIN_SEPARATION}
+    return checks
+
+
+def calibrate(setting: Setting, seeds: int, margin: float = MARGIN) -> dict:
+    """Run the reference over ``seeds`` seeds in ``setting``; the calibration record."""
+    from autograder.sandbox import Sandbox
+    per_seed, seconds = [], []
+    with Sandbox(paths.REFERENCE_DIR, device=setting.device) as sandbox:
+        base = Pipelines(sandbox, setting)
+        pretrained = base.pretrained().accuracy
+        ptq = base.post_training_quantization()
+        broken = base.untrained_accuracies()
+        for seed in range(seeds):
+            print(f"seed {seed}", file=sys.stderr)
+            accuracies, times = reference_accuracies(Pipelines(sandbox, dataclasses.replace(setting, seed=seed)))
+            per_seed.append(accuracies)
+            seconds.append(times)
+    import torch
+    return {"key": setting.key, "fingerprint": setting.fingerprint, "seeds": list(range(seeds)),
+            "margin": margin, "min_separation": MIN_SEPARATION, "equal_within": EQUAL_WITHIN,
+            "torch": torch.__version__, "pretrained": pretrained,
+            "ptq": {str(bits): ptq[bits] for bits in PTQ_BITS},
+            "checks": thresholds(per_seed, broken, margin), "seconds": seconds}
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=None,
+                        help="dataset: .npz or CIFAR-10 folder (default: HW4_DATA, else the embedded one)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint (default: HW4_CHECKPOINT, else the embedded one)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the reference (default: 3)")
+    parser.add_argument("--margin", type=float, default=MARGIN,
+                        help=f"accuracy below the reference's worst seed (default: {MARGIN})")
+    parser.add_argument("--force", action="store_true",
+                        help="write thresholds even where they do not clear the broken baseline")
+
+
+def run(args: argparse.Namespace) -> int:
+    paths.ensure_provided_importable()
+    setting = Setting.resolve(args.data, args.checkpoint, args.device)
+    print(f"calibrating {setting.key} over {args.seeds} seeds", file=sys.stderr)
+    record = calibrate(setting, args.seeds, args.margin)
+    for check, entry in record["checks"].items():
+        flag = "" if entry["separated"] else "   <- NOT above the broken baseline"
+        print(f"{check:6} reference {min(entry['reference']):.4f}..{max(entry['reference']):.4f}  "
+              f"threshold {entry['threshold']:.4f}  broken {entry['broken']:.4f}{flag}")
+    unseparated = [check for check, entry in record["checks"].items() if not entry["separated"]]
+    if unseparated and not args.force:
+        print(f"not written: {', '.join(unseparated)} would not tell a broken solution from a "
+              f"correct one; raise the budget (autograder/pipelines.py) or pass --force", file=sys.stderr)
+        return 1
+    CALIBRATION_DIR.mkdir(parents=True, exist_ok=True)
+    path = calibration_path(setting)
+    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {path.relative_to(paths.ROOT)}")
+    return 0

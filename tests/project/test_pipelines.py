@@ -1,0 +1,224 @@
+"""The training stage's pipelines and calibration (autograder.pipelines, autograder.calibrate).
+
+Pure parts (sparsity, the global-prune pattern check, thresholds, refusing a missing or stale
+calibration) run on small arrays. The sandboxed pipelines run on a tiny budget (a few batches of
+16 images, a random-init checkpoint) with the reference and with broken copies of it, and
+assert what the grading tests rely on: the observations catch each breakage.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from autograder import calibrate, paths
+from autograder.calibrate import Calibration, NotCalibrated, thresholds
+from autograder.pipelines import (Budget, Pipelines, Setting, distinct_values, mask_disagreements,
+                                  reference, sparsity)
+
+paths.ensure_provided_importable()
+from hw4.data import Dataset, generate_shapes  # noqa: E402
+from hw4.resnet import ResNetCIFAR, prunable_layers  # noqa: E402
+
+TINY = Budget("tiny", batch_size=16, train_images=64, test_images=40, masked_batches=2,
+              qat_batches=2, sparse_qat_batches=2, epochs=11, batches_per_epoch=1, threads=1)
+
+
+def random_state(seed=0) -> dict:
+    torch.manual_seed(seed)
+    return {k: v.numpy().copy() for k, v in ResNetCIFAR(20).state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def tiny_setting(tmp_path_factory) -> Setting:
+    checkpoint = tmp_path_factory.mktemp("checkpoint") / "random.pt"
+    torch.manual_seed(0)
+    torch.save(ResNetCIFAR(20).state_dict(), checkpoint)
+    x_train, y_train = generate_shapes(8, seed=1)
+    x_test, y_test = generate_shapes(4, seed=2)
+    dataset = Dataset("tiny-shapes", x_train, y_train, x_test, y_test, tuple("abcdefghij"))
+    return Setting(dataset, checkpoint, "cpu", TINY)
+
+
+# -- pure parts ---------------------------------------------------------------------------------
+
+def test_sparsity_counts_exact_zeros_of_prunable_layers_only():
+    state = random_state()
+    state["head_conv.0.conv.weight"][:8] = 0  # 8 of 16 filters: half of the layer
+    state["body_op.3.id_mapping.0.conv.weight"][:] = 0  # not prunable: must not count
+    layers, total = sparsity(state)
+    assert len(layers) == 20
+    assert layers["head_conv.0.conv"] == 0.5
+    assert layers["final_fc.linear"] == 0.0
+    assert total == pytest.approx(216 / 268_336)
+
+
+def _global_prune(state: dict, rule) -> tuple[dict, dict]:
+    net = ResNetCIFAR(20)
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    before = {name: layer.weight.detach().numpy().copy() for name, layer in prunable_layers(net)}
+    rule(net)
+    after = {name: layer.weight.detach().numpy().copy() for name, layer in prunable_layers(net)}
+    return before, after
+
+
+def test_reference_global_prune_matches_its_own_pattern():
+    before, after = _global_prune(random_state(), lambda net: reference("lab2").global_prune_by_percentage(net, 80.0))
+    assert sum(mask_disagreements(before, after).values()) == 0
+
+
+def test_layer_wise_prune_is_not_the_global_pattern():
+    prune = reference("lab2").prune_by_percentage
+    before, after = _global_prune(random_state(), lambda net: [prune(layer, 80.0) for _, layer in prunable_layers(net)])
+    wrong = mask_disagreements(before, after)
+    assert sum(wrong.values()) > 1000
+    assert wrong["head_conv.0.conv"] > 0
+
+
+def test_global_prune_that_scales_kept_weights_is_caught():
+    def scaled(net):
+        reference("lab2").global_prune_by_percentage(net, 80.0)
+        with torch.no_grad():
+            net.final_fc.linear.weight.mul_(1.5)
+    before, after = _global_prune(random_state(), scaled)
+    wrong = mask_disagreements(before, after)
+    assert wrong["final_fc.linear"] > 0 and wrong["head_conv.0.conv"] == 0
+
+
+def test_strict_mask_at_a_tie_is_accepted():
+    before = {"a": np.array([0.1, 0.2, 0.3, 0.4, 0.5], dtype=np.float32)}
+    threshold = np.percentile(np.abs(before["a"]).astype(np.float64), 80.0)  # 0.42, no tie
+    kept = before["a"] >= threshold
+    assert mask_disagreements(before, {"a": np.where(kept, before["a"], 0)})["a"] == 0
+    tied = {"a": np.array([0.1, 0.2, 0.3, 0.5, 0.5], dtype=np.float32)}  # 80th percentile = 0.5
+    strict = {"a": np.where(tied["a"] > 0.5, tied["a"], 0)}  # prunes the weights AT the threshold
+    assert mask_disagreements(tied, strict)["a"] == 0
+    assert mask_disagreements(tied, {"a": np.where(tied["a"] > 0.25, tied["a"], 0)})["a"] == 1
+
+
+def test_distinct_values_per_layer():
+    assert distinct_values({"x": np.array([[1.0, 1.0], [2.0, 0.0]])}) == {"x": 3}
+
+
+def test_thresholds_are_the_worst_seed_minus_the_margin_and_flag_a_weak_separation():
+    checks = calibrate.TRAINED_CHECKS
+    per_seed = [{check: 0.60 for check in checks}, {check: 0.50 for check in checks}]
+    broken = {check: 0.10 for check in checks}
+    broken["4.4"] = 0.45
+    result = thresholds(per_seed, broken, margin=0.03)
+    assert result["3.3"]["threshold"] == pytest.approx(0.47)
+    assert result["3.3"]["reference"] == [0.60, 0.50]
+    assert result["3.3"]["separated"] is True
+    assert result["4.4"]["separated"] is False
+
+
+def test_missing_calibration_refuses_with_the_command(tiny_setting, monkeypatch, tmp_path):
+    monkeypatch.setattr(calibrate, "CALIBRATION_DIR", tmp_path)
+    with pytest.raises(NotCalibrated, match=r"not calibrated for tiny-shapes/cpu/tiny: run "
+                                            r"`python -m autograder calibrate --data"):
+        Calibration.load(tiny_setting)
+
+
+def test_calibration_of_other_images_is_refused(tiny_setting, monkeypatch, tmp_path):
+    monkeypatch.setattr(calibrate, "CALIBRATION_DIR", tmp_path)
+    record = {"fingerprint": dict(tiny_setting.fingerprint, train="0" * 16), "checks": {},
+              "pretrained": 0.1, "ptq": {}}
+    (tmp_path / f"{tiny_setting.key}.json").write_text(json.dumps(record))
+    with pytest.raises(NotCalibrated, match="measured on other images"):
+        Calibration.load(tiny_setting)
+    record["fingerprint"] = tiny_setting.fingerprint
+    (tmp_path / f"{tiny_setting.key}.json").write_text(json.dumps(record))
+    assert Calibration.load(tiny_setting).pretrained == 0.1
+
+
+def test_committed_calibrations_hold_every_check():
+    for path in sorted((paths.FIXTURES_DIR / "calibration").glob("*.json")):
+        record = json.loads(path.read_text())
+        assert set(record["checks"]) == set(calibrate.TRAINED_CHECKS), path.name
+        assert set(record["ptq"]) == {"6", "5", "4", "3", "2"}, path.name
+        for check, entry in record["checks"].items():
+            assert entry["threshold"] <= min(entry["reference"]) - record["margin"] + 1e-9, (path.name, check)
+
+
+# -- sandboxed pipelines on a tiny budget ---------------------------------------------------------
+
+def _broken_reference(tmp_path, replacements: dict) -> str:
+    """A copy of the reference with ``{file: [(old, new), ...]}`` applied (each must match)."""
+    for name in ("lab1.py", "lab2.py", "lab3.py", "answers.py"):
+        shutil.copy(paths.REFERENCE_DIR / name, tmp_path / name)
+    for name, edits in replacements.items():
+        text = (tmp_path / name).read_text()
+        for old, new in edits:
+            assert old in text, (name, old)
+            text = text.replace(old, new)
+        (tmp_path / name).write_text(text)
+    return str(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_setting):
+    from autograder.sandbox import Sandbox
+    with Sandbox(paths.REFERENCE_DIR, device="cpu") as sandbox:
+        pipelines = Pipelines(sandbox, tiny_setting)
+        yield {"masked": pipelines.masked_finetune(), "qat": pipelines.quantized_finetune(2),
+               "sparse": pipelines.quantized_finetune(4, sparse=True),
+               "global": pipelines.iterative_prune("global"), "pipelines": pipelines}
+
+
+@pytest.mark.slow
+def test_reference_masked_finetune_keeps_zeros_and_trains(reference_run, tiny_setting):
+    outcome = reference_run["masked"]
+    assert outcome.observed["steps"] == TINY.masked_batches
+    assert outcome.observed["revived"] == [0] * TINY.masked_batches
+    assert outcome.observed["replaced"] == []
+    assert outcome.total_sparsity == pytest.approx(0.8, abs=1e-4)
+    key = "body_op.0.conv1.0.conv.weight"
+    assert not np.array_equal(outcome.state[key], reference_run["pipelines"].pruned_state[key])
+
+
+@pytest.mark.slow
+def test_reference_qat_quantizes_and_every_layer_gets_gradients(reference_run):
+    outcome = reference_run["qat"]
+    assert max(distinct_values(outcome.observed["forward"]).values()) <= 4
+    assert set(outcome.observed["grads"].values()) == {TINY.qat_batches}
+    assert reference_run["sparse"].observed["forward_zeros_lost"] == [0] * TINY.sparse_qat_batches
+
+
+@pytest.mark.slow
+def test_reference_global_iterative_schedule(reference_run):
+    outcome = reference_run["global"]
+    assert outcome.observed["schedule"] == [8.0 * (e + 1) for e in range(10)] + [None]
+    assert outcome.total_sparsity == pytest.approx(0.8, abs=1e-4)
+    assert sum(mask_disagreements(outcome.observed["before_last_prune"],
+                                  outcome.observed["after_last_prune"]).values()) == 0
+    revived = outcome.observed["revived"]
+    assert all(sum(epoch) > 0 for epoch in revived[:9])  # prune=False lets weights regrow
+    assert all(sum(epoch) == 0 for epoch in revived[9:])
+
+
+@pytest.mark.slow
+def test_broken_solutions_are_observed(tiny_setting, tmp_path):
+    from autograder.sandbox import Sandbox
+    submission = _broken_reference(tmp_path, {
+        "lab2.py": [("        if prune:\n", "        if False:\n")],  # mask never re-applied
+        "lab3.py": [("        return g, None, None", "        return None, None, None"),  # no STE grad
+                    ("            wq = torch.where(w != 0, wq, torch.zeros_like(wq))",
+                     "            pass")],  # keep_zeros ignored
+    })
+    with Sandbox(submission, device="cpu") as sandbox:
+        pipelines = Pipelines(sandbox, tiny_setting)
+        masked = pipelines.masked_finetune()
+        assert masked.observed["revived"][0] > 0
+        qat = pipelines.quantized_finetune(2)
+        assert set(qat.observed["grads"].values()) == {0}
+        sparse = pipelines.quantized_finetune(4, sparse=True)
+        assert sparse.observed["forward_zeros_lost"][0] > 0
+
+
+def test_calibration_key_names_dataset_device_type_and_budget(tiny_setting):
+    assert tiny_setting.key == "tiny-shapes-cpu-tiny"
+    assert dataclasses.replace(tiny_setting, device="cuda:1").key == "tiny-shapes-cuda-tiny"
