@@ -83,7 +83,14 @@ def _forge_candidates(graded: observe.Graded, tmp_path: Path) -> list[Path]:
             Path.cwd() / "results.json", Path("/autograder/results/results.json")]
 
 
-@pytest.mark.parametrize("group", GROUPS, ids=lambda group: "+".join(h.name for h in group))
+def _marks(group):
+    gaps = [f"{h.name}: {h.known_gap}" for h in group if h.known_gap]
+    return [pytest.mark.xfail(strict=True, reason="; ".join(gaps))] if gaps else []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", [pytest.param(g, id="+".join(h.name for h in g), marks=_marks(g))
+                                   for g in GROUPS])
 def test_hostile_submission_is_graded_honestly(group, reference_grade, tmp_path):
     if any(h.needs_root for h in group) and not IS_ROOT:
         pytest.skip("these defences exist only as root (sandbox user, file permissions)")
