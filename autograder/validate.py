@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import fnmatch
+import io
 import json
 import multiprocessing
 import shutil
@@ -24,7 +26,7 @@ import tempfile
 import textwrap
 import time
 import tomllib
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -245,7 +247,8 @@ def grade_case(case: Case, device: str = "cpu") -> Outcome:
     try:
         from autograder.grade import grade_submission
 
-        with tempfile.TemporaryDirectory(prefix="hw4-validate-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="hw4-validate-") as tmp, \
+                contextlib.redirect_stdout(io.StringIO()):  # the engine prints its own table
             submission = build_submission(case, Path(tmp) / "submission")
             results = grade_submission(submission, out=Path(tmp) / "results.json",
                                        stage=case.stage, device=device)
@@ -298,17 +301,30 @@ def _problem_key(item) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in problem.split("."))
 
 
-def run_cases(cases: list[Case], *, jobs: int = 1, device: str = "cpu") -> list[Outcome]:
-    """Grade and judge every case, ``jobs`` at a time in worker processes; order is kept."""
-    if jobs <= 1 or len(cases) <= 1:
-        outcomes = [grade_case(case, device) for case in cases]
-    else:
-        # spawn: a worker must not inherit the parent's threads or a half-started sandbox
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            outcomes = list(pool.map(grade_case, cases, [device] * len(cases)))
-    for outcome in outcomes:
+def run_cases(cases: list[Case], *, jobs: int = 1, device: str = "cpu",
+              progress=None) -> list[Outcome]:
+    """Grade and judge every case, ``jobs`` at a time in worker processes; order is kept.
+
+    ``progress``: an optional callable given each judged Outcome as soon as it is ready.
+    """
+    outcomes: list[Outcome | None] = [None] * len(cases)
+
+    def finish(index: int, outcome: Outcome) -> None:
         judge(outcome)
+        outcomes[index] = outcome
+        if progress is not None:
+            progress(outcome)
+
+    if jobs <= 1 or len(cases) <= 1:
+        for index, case in enumerate(cases):
+            finish(index, grade_case(case, device))
+        return outcomes
+    # spawn: a worker must not inherit the parent's threads or a half-started sandbox
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(grade_case, case, device): index for index, case in enumerate(cases)}
+        for future in as_completed(futures):
+            finish(futures[future], future.result())
     return outcomes
 
 
@@ -333,10 +349,10 @@ def format_matrix(outcomes: list[Outcome]) -> str:
     problems = sorted({p for o in outcomes for p in o.by_problem}, key=_problem_key)
     name_width = max([len(o.name) for o in outcomes] + [10]) + 2
     width = max([len(p) for p in problems] + [6]) + 1
-    lines = ["".ljust(name_width + 8) + "".join(p.rjust(width) for p in problems)]
+    lines = ["".ljust(name_width + 10) + "".join(p.rjust(width) for p in problems)]
     for outcome in outcomes:
         flag = "SURPRISE" if outcome.surprises else "ok"
-        row = outcome.name.ljust(name_width) + outcome.kind[:7].ljust(8)
+        row = outcome.name.ljust(name_width) + outcome.kind.ljust(10)
         if outcome.crash:
             row += f"  ENGINE FAILED: {outcome.crash}"
         else:
@@ -386,8 +402,15 @@ def run(args: argparse.Namespace) -> int:
         print("validate: no case matches --only", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    outcomes = run_cases(cases, jobs=args.jobs, device=args.device)
     text_out = sys.stderr if args.json == "-" else sys.stdout
+    done = iter(range(1, len(cases) + 1))
+
+    def progress(outcome: Outcome) -> None:
+        verdict = f"{len(outcome.surprises)} surprise(s)" if outcome.surprises else "ok"
+        print(f"[{next(done)}/{len(cases)}] {outcome.name}: {verdict} ({outcome.seconds:.1f}s)",
+              file=sys.stderr, flush=True)
+
+    outcomes = run_cases(cases, jobs=args.jobs, device=args.device, progress=progress)
     print(format_matrix(outcomes), file=text_out)
     surprises = format_surprises(outcomes)
     if surprises:
