@@ -157,6 +157,13 @@ def weights_of(net) -> list[np.ndarray]:
     return [_array(m.weight) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
+def finetune_both(inputs: dict) -> dict:
+    """``finetune`` with prune=True, then with prune=False, on fresh copies of the same inputs:
+    ``{"prune": report, "no_prune": report}`` (one sandbox call for both tests of 3.3)."""
+    return {"prune": finetune(dict(inputs, prune=True)),
+            "no_prune": finetune(dict(inputs, prune=False))}
+
+
 def finetune(inputs: dict) -> dict:
     """One ``finetune_after_prune`` epoch of ``tiny_net`` from ``inputs["weights"]`` (pruned).
 

@@ -244,7 +244,7 @@ def finetune_inputs(case: dict) -> dict:
     weights = [case[k] for k in sorted(k for k in case if k.startswith("weight"))]
     batches = [[case[f"x{b}"], case[f"y{b}"]]
                for b in range(sum(k.startswith("x") for k in case))]
-    return {"weights": weights, "batches": batches, "lr": case["lr"], "prune": case["prune"]}
+    return {"weights": weights, "batches": batches, "lr": case["lr"], "prune": case.get("prune")}
 
 
 def judge_finetune(case: dict, report: dict, *, hidden: bool = False) -> None:

@@ -18,10 +18,17 @@ ARGS = {
 }
 
 
-def run_lab1(probe, expected, fn):
+def lab1_values(probe, expected, fn):
+    """One sandbox call per function: its cases, plus its 200-step run for the step rules."""
     cases = expected(f"lab1_{fn}")
-    values = probe(f"hidden-lab1-{fn}", "lab1.call",
-                   {"fn": fn, "cases": [lab1_args(c, ARGS[fn]) for c in cases]})
+    runs = [c for c in expected("lab1_trajectories") if c["fn"] == fn]
+    inputs = {"fn": fn, "cases": [lab1_args(c, ARGS[fn]) for c in cases],
+              "trajectory": trajectory_inputs(runs[0]) if runs else None}
+    return cases, runs, probe(f"hidden-lab1-{fn}", "lab1.call", inputs)
+
+
+def run_lab1(probe, expected, fn):
+    cases, _, values = lab1_values(probe, expected, fn)
     return cases, values["results"]
 
 
@@ -31,9 +38,8 @@ def check_function(probe, expected, fn, **options):
 
 
 def check_trajectory(probe, expected, fn):
-    case = next(c for c in expected("lab1_trajectories") if c["fn"] == fn)
-    result = probe(f"hidden-trajectory-{fn}", "lab1.trajectory", trajectory_inputs(case))
-    judge_trajectory(case, result, hidden=True)
+    _, runs, values = lab1_values(probe, expected, fn)
+    judge_trajectory(runs[0], values["trajectory"], hidden=True)
 
 
 @number("2.1.3")

@@ -10,6 +10,7 @@ from judges import (judge_at_most_k, judge_lab1, judge_loss, judge_trajectory, l
                     trajectory_inputs)
 
 STEP_ARGS = {
+    "loss": ("W", "X", "Y"),
     "gradient": ("W", "X", "Y"),
     "gd_step": ("W", "X", "Y", "lr"),
     "projected_gd_step": ("W", "X", "Y", "lr", "k"),
@@ -20,10 +21,17 @@ STEP_ARGS = {
 }
 
 
-def run_lab1(probe, expected, fn, names):
+def lab1_values(probe, expected, fn, names):
+    """One sandbox call per function: its cases, plus its 200-step run for the step rules."""
     cases = expected(f"lab1_{fn}")
-    values = probe(f"visible-lab1-{fn}", "lab1.call",
-                   {"fn": fn, "cases": [lab1_args(c, names) for c in cases]})
+    runs = [c for c in expected("lab1_trajectories") if c["fn"] == fn]
+    inputs = {"fn": fn, "cases": [lab1_args(c, names) for c in cases],
+              "trajectory": trajectory_inputs(runs[0]) if runs else None}
+    return cases, runs, probe(f"visible-lab1-{fn}", "lab1.call", inputs)
+
+
+def run_lab1(probe, expected, fn, names):
+    cases, _, values = lab1_values(probe, expected, fn, names)
     return cases, values["results"]
 
 
@@ -34,9 +42,8 @@ def check_function(probe, expected, fn, **options):
 
 
 def check_trajectory(probe, expected, fn):
-    case = next(c for c in expected("lab1_trajectories") if c["fn"] == fn)
-    result = probe(f"visible-trajectory-{fn}", "lab1.trajectory", trajectory_inputs(case))
-    judge_trajectory(case, result)
+    _, runs, values = lab1_values(probe, expected, fn, STEP_ARGS[fn])
+    judge_trajectory(runs[0], values["trajectory"])
 
 
 @number("2.1.1")
@@ -44,7 +51,7 @@ def check_trajectory(probe, expected, fn):
 @tags("lab1", "loss")
 def test_loss(probe, expected):
     """loss(W, X, Y) on random 3x5 problems and the handout's W0: the sum of squared residuals."""
-    cases, results = run_lab1(probe, expected, "loss", ("W", "X", "Y"))
+    cases, results = run_lab1(probe, expected, "loss", STEP_ARGS["loss"])
     judge_loss(cases, results)
 
 

@@ -6,9 +6,15 @@ from judges import (judge_ste_grad, judge_ste_grid, judge_ste_keep_zeros, judge_
                     ste_inputs)
 
 GROUP = "visible"
+FORWARD = ("lab3_vector", "lab3_random", "lab3_special")  # 4.1's forward cases: one sandbox call
 
 
 def run_ste(probe, expected, name, *, grad=False):
+    if name in FORWARD:
+        cases = [c for fixture in FORWARD for c in expected(fixture)]
+        results = probe(f"{GROUP}-lab3-forward", "lab3.ste", ste_inputs(cases))["results"]
+        first = sum(len(expected(fixture)) for fixture in FORWARD[:FORWARD.index(name)])
+        return list(zip(cases, results))[first:first + len(expected(name))]
     cases = expected(name)
     results = probe(f"{GROUP}-{name}", "lab3.ste", ste_inputs(cases, grad=grad))["results"]
     return list(zip(cases, results))
