@@ -6,7 +6,9 @@ also hold a single .zip, which is opened in turn. Rules:
 - only the four files are taken, so a submitted ``conftest.py``, ``numpy.py`` or
   ``sitecustomize.py`` never reaches the grader;
 - ``__MACOSX`` and hidden entries are ignored;
-- symlinks are never followed: a linked file counts as missing, with a note;
+- links are never followed: a symlinked file, or a hard-linked one (``st_nlink > 1``: the same
+  inode may be a file of the grader's), counts as missing, with a note; only regular files are
+  ever copied (no device, fifo or socket, in a folder or an archive);
 - size caps guard against zip bombs (entries are read with a bounded read, since a zip's
   declared sizes can lie); archive names are never used as paths, so traversal cannot write
   outside ``dest``.
@@ -127,14 +129,21 @@ def _match(folder: Path, name: str) -> Path | None:
 
 
 def _read_regular(path: Path, origin: str, notes: list[str]) -> bytes | None:
-    try:  # O_NOFOLLOW: a link swapped in after the check above still is not followed
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    # O_NOFOLLOW: a link swapped in after the check above still is not followed;
+    # O_NONBLOCK: opening a fifo must not wait for a writer (it is refused just below).
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         notes.append(f"`{origin}` could not be read (a link or unreadable); it counts as missing.")
         return None
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
             notes.append(f"`{origin}` is not a regular file; it counts as missing.")
+            return None
+        if info.st_nlink > 1:
+            notes.append(f"`{origin}` is a hard link (the same file as another path); links are "
+                         f"not followed, so it counts as missing. Submit a copy of the file.")
             return None
         data = handle.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
@@ -195,6 +204,9 @@ def _read_zip_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, notes: list[str]
     if stat.S_ISLNK(mode):
         notes.append(f"`{info.filename}` is a symbolic link; links are not followed, so it "
                      "counts as missing. Submit the file itself.")
+        return None
+    if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+        notes.append(f"`{info.filename}` is not a regular file; it counts as missing.")
         return None
     if info.flag_bits & 0x1:
         notes.append(f"`{info.filename}` is encrypted; it counts as missing.")

@@ -8,6 +8,7 @@ wire message in the call directory: ``{"ok": True, "values": ...}`` or ``{"ok": 
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import resource
@@ -19,7 +20,7 @@ from pathlib import Path
 from autograder import probes
 from autograder.errors import GraderError, SubmissionError
 from autograder.sandbox import limits as limits_module
-from autograder.sandbox import wire
+from autograder.sandbox import mounts, secrets, wire
 
 EXIT_SETUP_FAILED = 70
 OUTPUT_FILE = "output.txt"
@@ -40,6 +41,16 @@ class Setup:
     limits: limits_module.Limits
     account: object  # pwd.struct_passwd when root, else None
     memory_base: int
+    secrets: list | None = None  # real paths each child covers in its mount namespace; None: no mounts
+
+    def confine(self, call_dir: Path | None) -> None:
+        """As root, before the privilege drop: the private mount namespace, when in use."""
+        if self.secrets is None:
+            return
+        keep = {os.path.realpath(self.submission_dir): True}
+        if call_dir is not None:
+            keep[os.path.realpath(call_dir)] = False
+        mounts.hide_in_child(self.secrets, keep=keep, tmp_bytes=self.limits.tmp_bytes)
 
 
 def _redirect_output(call_dir: Path) -> None:
@@ -131,6 +142,7 @@ def run_call(setup: Setup, request: dict) -> None:
     try:
         os.setsid()
         call_dir = Path(request["call_dir"])
+        setup.confine(call_dir)
         os.chdir(call_dir)
         _redirect_output(call_dir)
         inputs = wire.read(call_dir, "in", max_bytes=setup.limits.max_result_bytes) or {}
@@ -157,3 +169,78 @@ def run_call(setup: Setup, request: dict) -> None:
         sys.stderr.flush()
     finally:
         os._exit(exit_code)
+
+
+# -- the zygote's start-up self-check ----------------------------------------------------------
+
+def _python_problem() -> dict | None:
+    """Whether this process can import the standard library and site-packages: None, or the
+    first path it cannot read with the error and the folder that blocks it."""
+    import importlib
+    import numpy
+    import torch
+    files = [os.__file__, numpy.__file__, torch.__file__]
+    for path in files:
+        try:
+            with open(path, "rb") as handle:
+                handle.read(1)
+            os.listdir(os.path.dirname(path))
+        except OSError as error:
+            blocking = next((folder for folder in _ancestors(path) if not os.access(folder, os.X_OK)),
+                            os.path.dirname(path))
+            return {"path": path, "error": str(error), "blocking": blocking}
+    sys.modules.pop("colorsys", None)
+    try:
+        importlib.import_module("colorsys")  # a fresh import: the finder reads the stdlib folder
+    except ImportError as error:
+        return {"path": os.path.dirname(os.__file__), "error": str(error),
+                "blocking": os.path.dirname(os.__file__)}
+    return None
+
+
+def _ancestors(path: str) -> list[str]:
+    folders, folder = [], os.path.dirname(os.path.abspath(path))
+    while True:
+        folders.append(folder)
+        if folder == os.path.dirname(folder):
+            return folders[::-1]
+        folder = os.path.dirname(folder)
+
+
+def self_check(setup: Setup, canaries: list[str]) -> dict:
+    """Fork a child confined like a call (mounts, rlimits, the sandbox user) that reports what
+    it can read: {"confined": error or None, "readable": [canaries it read], "python": problem
+    or None}. Run by the zygote (root) before it answers ready."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the forked child
+        report = {"confined": None, "readable": [], "python": None}
+        try:
+            os.close(read_end)
+            os.setsid()
+            try:
+                setup.confine(None)
+            except OSError as error:
+                report["confined"] = str(error)
+            limits_module.apply_in_child(setup.limits, memory_base=setup.memory_base, cpu_seconds=30.0,
+                                         account=setup.account)
+            report["readable"] = secrets.readable(canaries)
+            report["python"] = _python_problem()
+        except BaseException as error:
+            report["error"] = f"{type(error).__name__}: {error}"
+        finally:
+            try:
+                os.write(write_end, json.dumps(report).encode())
+            finally:
+                os._exit(0)
+    os.close(write_end)
+    chunks = []
+    with os.fdopen(read_end, "rb") as reader:
+        chunks.append(reader.read(1 << 20))
+    os.waitpid(pid, 0)
+    limits_module.kill_descendants()
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        return {"confined": None, "readable": [], "python": None,
+                "error": "the self-check child died without a report"}

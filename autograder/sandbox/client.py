@@ -23,7 +23,7 @@ from autograder import paths
 from autograder.errors import (SUBMISSION_ERRORS, Crashed, GraderError, InvalidOutput, NoResult,
                                OutOfMemory, SubmissionError, TimedOut, from_kind)
 from autograder.sandbox import limits as limits_module
-from autograder.sandbox import wire
+from autograder.sandbox import secrets, wire
 from autograder.sandbox.child import OUTPUT_FILE, RUNNING_FILE
 from autograder.sandbox.limits import Limits
 
@@ -137,6 +137,23 @@ def _copy_submission(source: Path, dest: Path) -> None:
             os.chmod(dest / name, 0o644)
 
 
+def sweep_sandbox_user(limits: Limits = Limits(), *, wait: float = 30.0) -> bool:
+    """As root, SIGKILL every process of the sandbox user once no Sandbox on this machine has a
+    call in flight (waiting up to ``wait`` seconds). The last step of a Gradescope run, one
+    grade per machine there; returns whether it ran (never without root or the user)."""
+    if not limits_module.is_root():
+        return False
+    try:
+        account = limits_module.sandbox_account(limits.user)
+    except GraderError:
+        return False
+    sweeps = limits_module.UidSweeps(account.pw_uid)
+    try:
+        return sweeps.sweep(wait=wait)
+    finally:
+        sweeps.close()
+
+
 class Sandbox:
     """Runs probes against one submission, each call in a fresh forked child.
 
@@ -185,11 +202,14 @@ class Sandbox:
             if limits_module.is_root():
                 self._account = limits_module.sandbox_account(self.limits.user)
                 self._sweeps = limits_module.UidSweeps(self._account.pw_uid)
-            self._base = Path(tempfile.mkdtemp(prefix="hw4-sandbox-"))
+            self._base = Path(os.path.realpath(tempfile.mkdtemp(prefix="hw4-sandbox-")))
             os.chmod(self._base, 0o711)  # the sandbox user may enter its call dirs, not list them
             _copy_submission(self.submission_dir, self._base / "submission")
         config = {"provided_dir": str(self.provided_dir), "root_dir": str(paths.ROOT),
                   "submission_dir": str(self._base / "submission"), "limits": asdict(self.limits)}
+        if self._account is not None:  # as root: what each child hides, and how to check it
+            hidden = secrets.secret_paths(provided_dir=self.provided_dir, extra=[self._base])
+            config.update(secrets=hidden, canaries=secrets.canaries(hidden))
         self._zygote = _Zygote(config, _zygote_env(self.device), self._base / "zygote.log", self._base)
         if wait:
             self._zygote.wait_ready()
@@ -201,11 +221,17 @@ class Sandbox:
         return dict(self._zygote.capabilities)
 
     def close(self) -> None:
-        """Stop the zygote, kill every sandbox process and remove the temporary files."""
+        """Stop the zygote, kill what its calls left and remove the temporary files.
+
+        The zygote is a subreaper that already killed every descendant after each call, so
+        only where it is not (or it died) are the sandbox user's processes swept by uid.
+        """
         if self._zygote is not None:
+            own_cleanup = self._owns_cleanup()
             self._zygote.stop()
             self._zygote = None
-        self.kill_all()
+            if not own_cleanup:
+                self.kill_all()
         if self._sweeps is not None:
             self._sweeps.close()
             self._sweeps = None
@@ -219,8 +245,14 @@ class Sandbox:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
+    def _owns_cleanup(self) -> bool:
+        """Whether the running zygote kills its calls' descendants itself (a subreaper)."""
+        zygote = self._zygote
+        return zygote is not None and zygote.alive() and bool((zygote.capabilities or {}).get("kill_orphans"))
+
     def kill_all(self, *, wait: float = 10.0) -> bool:
-        """SIGKILL every process of the sandbox user (as root); the report stage calls it last.
+        """SIGKILL every process of the sandbox user (as root): the fallback cleanup where the
+        zygote is not a subreaper; ``sweep_sandbox_user`` ends a Gradescope run with it.
 
         Waits up to ``wait`` seconds for the calls of other Sandboxes sharing the user (parallel
         workers) to finish, since the sweep would kill theirs too. Returns whether it ran;
@@ -258,9 +290,11 @@ class Sandbox:
         in_flight = self._sweeps.call() if self._sweeps is not None else contextlib.nullcontext()
         with in_flight:
             timed_out, status, zygote_died = self._wait_for_child(request, started)
-        # The zygote already killed what the child left (Linux); the sweep catches the rest, and
-        # orphans of a dead zygote. It waits only then: otherwise other Sandboxes' calls win.
-        self.kill_all(wait=REAP_TIMEOUT if zygote_died else 0.0)
+        # The zygote, a subreaper, already killed every process the child left. A uid sweep
+        # (which would also hit other grades' calls on this machine, so it waits for them)
+        # only where it is not a subreaper, or when it died and its orphans went to init.
+        if zygote_died or not self._owns_cleanup():
+            self.kill_all(wait=REAP_TIMEOUT)
         elapsed = time.monotonic() - started
         stdout = self._read_output(call_dir)
         try:

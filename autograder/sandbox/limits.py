@@ -44,6 +44,10 @@ class Limits:
     max_processes: RLIMIT_NPROC, applied only to the sandbox user (as root): for any other uid
         it would count the user's own processes.
     user: the unprivileged account the child runs as when the grader is root.
+    tmp_bytes: size of each private /tmp, /var/tmp and /dev/shm a call gets (as root, where
+        mount namespaces are allowed).
+    mount_namespace: as root, hide secrets in a private mount namespace per call when the
+        platform allows it; False forces the file-permission fallback (tests of it).
     """
 
     memory: int | None = 4 * GiB
@@ -54,6 +58,8 @@ class Limits:
     max_open_files: int = 256
     max_processes: int = 64
     user: str = "hw4sandbox"
+    tmp_bytes: int = 64 * MiB
+    mount_namespace: bool = True
 
 
 def is_root() -> bool:

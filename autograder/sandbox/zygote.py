@@ -4,10 +4,15 @@ Started by ``Sandbox`` as ``python -I -c <boot> ROOT`` with a scrubbed environme
 JSON lines, requests on stdin and replies on stdout; everything the zygote itself prints goes to
 stderr, the sandbox's log.
 
-1. The client sends a config: ``{"provided_dir", "submission_dir", "limits": {...}}``.
+1. The client sends a config: ``{"provided_dir", "root_dir", "submission_dir", "limits": {...},
+   "secrets": [paths each child hides], "canaries": [files the self-check must fail to read]}``.
 2. The zygote confines itself where it can (network namespace, subreaper), imports numpy, torch,
-   ``hw4`` and the probe modules (no student code, and no torch op, so forking stays safe), and
-   answers ``{"ready": true, "pid", "capabilities"}`` or ``{"ready": false, "error"}``.
+   ``hw4`` and the probe modules (no student code, and no torch op, so forking stays safe). As
+   root it then runs a self-check: a child confined like a call (private mount namespace, or
+   file permissions where mounts are refused) tries, as the sandbox user, to read the known
+   secrets ``config["canaries"]`` and the Python installation. It answers
+   ``{"ready": true, "pid", "capabilities"}``, or ``{"ready": false, "error"}`` (a secret is
+   readable, Python is not, an import failed).
 3. Each request ``{"probe", "call_dir", "timeout", "threads", "seed", "device"}`` is answered with
    ``{"pid"}`` once forked and ``{"exit": code}`` or ``{"signal": n}`` once the child and every
    process it left behind are gone. EOF on stdin ends the zygote.
@@ -61,6 +66,10 @@ def _import_trusted(provided_dir: Path) -> None:
         importlib.import_module(f"autograder.probes.{module.name}")
 
 
+NO_SECRETS = ("none needed: without root there is no sandbox user, and a machine without root "
+              "is a student's, whose handout holds no reference and no hidden tests")
+
+
 def _start(config: dict):
     from autograder.sandbox import child, limits
     limit_values = limits.Limits(**config["limits"])
@@ -76,13 +85,59 @@ def _start(config: dict):
         "kill_orphans": limits.become_subreaper(),
         "kill_by_uid": root,
         "memory_limit": ("RLIMIT_DATA" if limits.IS_LINUX else "RLIMIT_AS") if limit_values.memory else None,
+        "secrets_hidden_by": NO_SECRETS,
+        "private_tmp": False,
     }
     _import_trusted(Path(config["provided_dir"]))
     setup = child.Setup(submission_dir=Path(config["submission_dir"]),
                         provided_dir=Path(config["provided_dir"]),
                         root_dir=Path(config["root_dir"]), limits=limit_values,
                         account=account, memory_base=limits.data_in_use())
+    if root:
+        capabilities.update(_check_confinement(setup, config, limit_values))
     return setup, capabilities
+
+
+def _check_confinement(setup, config: dict, limit_values) -> dict:
+    """As root: choose how secrets are hidden, and prove it as the sandbox user (self-check).
+
+    Tries the private mount namespace first, falls back to file permissions when the platform
+    refuses mounts. Raises GraderError when any canary secret is readable or the Python
+    installation is not, so a grade never proceeds silently with either.
+    """
+    from autograder.errors import GraderError
+    from autograder.sandbox import child
+    canaries = config.get("canaries", [])
+    report, refused = None, None
+    if limit_values.mount_namespace and sys.platform.startswith("linux"):
+        setup.secrets = list(config.get("secrets", []))
+        report = child.self_check(setup, canaries)
+        refused = report.get("confined") or report.get("error")
+    if report is None or refused:
+        setup.secrets = None
+        report = child.self_check(setup, canaries)
+    if report.get("error"):
+        raise GraderError(f"the sandbox's self-check failed: {report['error']}")
+    python = report.get("python")
+    if python:
+        raise GraderError(
+            f"the sandbox user {limit_values.user!r} cannot read the Python installation: "
+            f"{python['path']} ({python['error']}), so student code could not import the "
+            f"standard library or site-packages. Make the installation readable to others: "
+            f"every folder above it needs o+x (here `chmod o+x {python['blocking']}`, as .ci/run "
+            f"does for a Python under /root) and its files o+r (`chmod -R o+rX {sys.prefix}`), "
+            f"or install Python outside /root.")
+    how = "mount namespace" if setup.secrets is not None else "file permissions"
+    if report["readable"]:
+        listed = "\n".join(f"  {path}" for path in report["readable"])
+        reason = f" (mount namespaces refused: {refused})" if refused else ""
+        raise GraderError(
+            f"refusing to run student code: the sandbox user {limit_values.user!r} can read "
+            f"secrets{reason}:\n{listed}\nSecrets are hidden by {how}; make them unreadable "
+            f"to others (`python -m autograder gradescope` and setup.sh run chmod -R o-rwx on "
+            f"them), or run where mount namespaces are allowed (CAP_SYS_ADMIN).")
+    return {"secrets_hidden_by": how, "private_tmp": setup.secrets is not None,
+            "secret_check": f"{len(canaries)} known secrets unreadable as {limit_values.user}"}
 
 
 def _serve(setup, stdin) -> None:
@@ -111,8 +166,12 @@ def main() -> None:
     try:
         setup, capabilities = _start(json.loads(stdin.readline()))
     except BaseException as error:
-        _send({"ready": False, "error": f"{type(error).__name__}: {error}",
-               "traceback": traceback.format_exc()})
+        from autograder.errors import GraderError
+        if isinstance(error, GraderError):  # a staff message, complete by itself
+            _send({"ready": False, "error": str(error)})
+        else:
+            _send({"ready": False, "error": f"{type(error).__name__}: {error}",
+                   "traceback": traceback.format_exc()})
         raise SystemExit(1)
     gc.collect()
     gc.freeze()  # keeps the children's copy-on-write pages shared: a faster fork and exit

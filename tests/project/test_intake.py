@@ -141,3 +141,38 @@ def test_corrupt_or_absent_submission_raises_a_submission_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(IntakeError):
         collect(tmp_path / "notes.txt", tmp_path / "dest")
+
+
+def test_hard_linked_file_counts_as_missing(tmp_path):
+    secret = tmp_path / "grader" / "reference_lab3.py"
+    secret.parent.mkdir()
+    secret.write_text("SECRET = 'the reference'\n")
+    _write_all(tmp_path / "sub")
+    (tmp_path / "sub" / "lab3.py").unlink()
+    os.link(secret, tmp_path / "sub" / "lab3.py")
+    got = collect(tmp_path / "sub", tmp_path / "dest")
+    assert got.missing == ("lab3.py",)
+    assert not (tmp_path / "dest" / "lab3.py").exists()
+    assert any("hard link" in note and "`lab3.py`" in note for note in got.notes)
+    assert (tmp_path / "dest" / "lab1.py").read_text() == "# lab1.py\n"
+
+
+def test_fifo_in_a_folder_is_not_read(tmp_path):
+    _write_all(tmp_path / "sub")
+    (tmp_path / "sub" / "lab2.py").unlink()
+    os.mkfifo(tmp_path / "sub" / "lab2.py")
+    got = collect(tmp_path / "sub", tmp_path / "dest")  # a blocking read would hang here
+    assert got.missing == ("lab2.py",)
+    assert any("not a regular file" in note for note in got.notes)
+
+
+def test_zip_entry_of_a_special_file_counts_as_missing(tmp_path):
+    with zipfile.ZipFile(tmp_path / "s.zip", "w") as archive:
+        for name in SUBMISSION_FILES:
+            info = zipfile.ZipInfo(name)
+            kind = stat.S_IFCHR if name == "answers.py" else stat.S_IFREG
+            info.external_attr = (kind | 0o644) << 16
+            archive.writestr(info, "# z\n")
+    got = collect(tmp_path / "s.zip", tmp_path / "dest")
+    assert got.missing == ("answers.py",)
+    assert any("not a regular file" in note for note in got.notes)
