@@ -40,7 +40,10 @@ def accuracy(checkpoint=None, data=None, nbits=None, limit=None, device="cpu") -
     from hw4.resnet import load_pretrained
     from hw4.training import evaluate
 
-    ste = reference_ste() if nbits is not None else None
+    try:
+        ste = reference_ste() if nbits is not None else None
+    except ImportError as error:
+        raise ImportError(f"cannot import the reference STE from reference/lab3.py: {error}") from error
     net = load_pretrained(checkpoint, Nbits=nbits, ste=ste, device=device)
     return evaluate(net, test_loader(load_dataset(data), limit=limit), device)
 
@@ -60,10 +63,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = accuracy(args.checkpoint, args.data, args.nbits, args.limit,
                           resolve_device(args.device))
-    except ImportError as error:
-        print(f"evaluate: cannot import the reference STE: {error}")
-        return 2
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
+    except (ImportError, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"evaluate: {error}")
         return 2
     bits = "float" if args.nbits is None else f"{args.nbits} bits"

@@ -1,6 +1,9 @@
 """The provided ResNet-20: structure, state-dict names, quantization hooks, checkpoint loading."""
 from __future__ import annotations
 
+import argparse
+import re
+
 import pytest
 import torch
 import torch.nn as nn
@@ -118,3 +121,28 @@ def test_load_pretrained_refuses_a_foreign_state_dict(tmp_path):
     torch.save(state, tmp_path / "partial.pt")
     with pytest.raises(RuntimeError, match="final_fc.linear.bias"):
         load_pretrained(tmp_path / "partial.pt")
+
+
+def test_evaluate_command_prints_the_accuracy(capsys):
+    from autograder import evaluate as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["--limit", "40", "--nbits", "4", "--device", "cpu"])
+    assert command.run(args) == 0
+    printed = capsys.readouterr().out
+    accuracy = float(re.search(r"accuracy (\d\.\d{4})", printed).group(1))
+    net = load_pretrained(args.checkpoint, Nbits=4, ste=command.reference_ste())
+    from hw4.data import load_dataset, test_loader
+    from hw4.training import evaluate
+    assert accuracy == pytest.approx(evaluate(net, test_loader(load_dataset(args.data), limit=40)), abs=1e-4)
+    assert "4 bits" in printed and "40 test images" in printed
+
+
+def test_evaluate_command_reports_a_missing_checkpoint(tmp_path, capsys):
+    from autograder import evaluate as command
+
+    args = argparse.Namespace(checkpoint=str(tmp_path / "none.pt"), data=None, nbits=None,
+                              limit=10, device="cpu")
+    assert command.run(args) == 2
+    assert "none.pt" in capsys.readouterr().out
