@@ -9,7 +9,11 @@ augmentation), and writes ``fixtures/calibration/<dataset>-<device type>-<budget
 
 - each accuracy threshold is the reference's minimum over the seeds minus ``MARGIN``;
 - the broken baseline of each check (the starting model, never trained) is recorded beside it,
-  and calibration refuses to write a threshold that does not clear it by ``MIN_SEPARATION``;
+  and calibration refuses to write a threshold of ``SEPARATION_REQUIRED`` that does not clear it
+  by ``MIN_SEPARATION``. 4.3 is exempt: quantization-aware training starts from the pretrained
+  model, already near what a brief budget can reach at 4 and 3 bits, so its accuracy threshold
+  only guards against an STE that wrecks training; what tells a broken STE apart there is the
+  check of the forward weights' levels and of the gradients;
 - 3.1 and 4.2 record the reference's own accuracies (no training, no seed), which the student's
   must equal within ``EQUAL_WITHIN``;
 - a fingerprint of the images, checkpoint and budget: a file measured on other data is refused.
@@ -36,6 +40,7 @@ MARGIN = 0.03          # accuracy a correct solution may lose against the refere
 MIN_SEPARATION = 0.05  # a threshold must be this far above the broken baseline
 EQUAL_WITHIN = 0.005   # 3.1 and 4.2: the student's accuracy equals the reference's within this
 TRAINED_CHECKS = ("3.3", "3.4", "3.5", *(f"4.3/{bits}" for bits in QAT_BITS), "4.4", "4.5")
+SEPARATION_REQUIRED = ("3.3", "3.4", "3.5", "4.4", "4.5")
 
 
 class NotCalibrated(Exception):
@@ -155,10 +160,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"calibrating {setting.key} over {args.seeds} seeds", file=sys.stderr)
     record = calibrate(setting, args.seeds, args.margin)
     for check, entry in record["checks"].items():
-        flag = "" if entry["separated"] else "   <- NOT above the broken baseline"
+        flag = "" if entry["separated"] else "   <- NOT clearly above the broken baseline"
         print(f"{check:6} reference {min(entry['reference']):.4f}..{max(entry['reference']):.4f}  "
               f"threshold {entry['threshold']:.4f}  broken {entry['broken']:.4f}{flag}")
-    unseparated = [check for check, entry in record["checks"].items() if not entry["separated"]]
+    unseparated = [check for check in SEPARATION_REQUIRED if not record["checks"][check]["separated"]]
     if unseparated and not args.force:
         print(f"not written: {', '.join(unseparated)} would not tell a broken solution from a "
               f"correct one; raise the budget (autograder/pipelines.py) or pass --force", file=sys.stderr)

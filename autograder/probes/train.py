@@ -230,8 +230,9 @@ def iterative_prune(inputs: dict) -> dict:
 
     Inputs: the shared ones plus ``mode`` ("layer": the student's ``iterative_prune_percentage``
     and ``prune_by_percentage`` on each prunable layer; "global": the course's q = 8 (e + 1) and
-    the student's ``global_prune_by_percentage``), ``epochs``, ``batches_per_epoch`` and ``Nbits``
-    (None, or a width for quantization-aware training with the student's STE). Before epoch e
+    the student's ``global_prune_by_percentage``), ``epochs``, ``batches_per_epoch``, ``Nbits``
+    (None, or a width for quantization-aware training with the student's STE) and
+    ``keep_zeros`` (passed to the quantized layers). Before epoch e
     the schedule prunes to q(e) (when not None); epoch e runs the student's
     ``finetune_after_prune`` with ``prune = e >= 9``.
 
@@ -262,7 +263,7 @@ def iterative_prune(inputs: dict) -> dict:
             prune_global(net, q)
     del lab2
 
-    net = _network(inputs, device, Nbits=Nbits, ste=ste)
+    net = _network(inputs, device, Nbits=Nbits, ste=ste, keep_zeros=bool(inputs.get("keep_zeros")))
     originals = _weights(net)
     optimizer = course_optimizer(net)
     criterion = course_criterion()

@@ -222,3 +222,30 @@ def test_broken_solutions_are_observed(tiny_setting, tmp_path):
 def test_calibration_key_names_dataset_device_type_and_budget(tiny_setting):
     assert tiny_setting.key == "tiny-shapes-cpu-tiny"
     assert dataclasses.replace(tiny_setting, device="cuda:1").key == "tiny-shapes-cuda-tiny"
+
+
+# -- the committed calibrations match the data they were measured on ---------------------------
+
+def _committed(setting: Setting) -> Calibration:
+    try:
+        return Calibration.load(setting)
+    except NotCalibrated as error:
+        pytest.fail(f"the committed calibration is missing or stale: {error}")
+
+
+def test_embedded_calibration_is_current():
+    """Changing the embedded data, checkpoint or CPU budget needs a new calibration."""
+    from hw4.resnet import embedded_checkpoint
+    try:
+        embedded_checkpoint()
+    except FileNotFoundError as error:
+        pytest.skip(f"the embedded checkpoint is not built: {error}")
+    _committed(Setting.resolve(device="cpu"))
+
+
+@pytest.mark.shared_data
+def test_shared_data_calibration_is_current():
+    shared = paths.shared_data_dir()
+    if shared is None:
+        pytest.skip("HW4_SHARED is not set: the real checkpoint and CIFAR-10 subset are absent")
+    _committed(Setting.resolve(shared / "cifar10_jpeg_q75.npz", shared / "pretrained_model.pt", "cpu"))

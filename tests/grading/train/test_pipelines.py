@@ -297,15 +297,15 @@ def sparse_qat(training):
 @visibility("visible")
 @tags("lab3", "train", "quantization", "pruning")
 def test_sparse_qat_keeps_zeros(training):
-    """The 80%-sparse model quantized with keep_zeros: through brief QAT, every pruned weight's
-    quantized forward value stays exactly 0."""
+    """The reference's globally 80%-pruned model quantized to 4 bits with keep_zeros: through
+    brief QAT, every pruned weight's quantized forward value stays exactly 0."""
     outcome = sparse_qat(training)
     for step, lost in enumerate(outcome.observed["forward_zeros_lost"], start=1):
         if lost:
             fail(f"after step {step} of quantization-aware training, {lost} pruned weights were "
                  "nonzero in the quantized forward weights: with keep_zeros=True, STE.forward "
                  "must return 0 wherever w is 0.")
-    pruned = training.pipelines.pruned_state
+    pruned = training.pipelines.global_pruned_state
     for name, weight in outcome.observed["forward"].items():
         zeros = pruned[f"{name}.conv.weight"] == 0
         if np.any(weight[zeros] != 0):
@@ -334,8 +334,8 @@ def global_qat(training):
 @visibility("visible")
 @tags("lab3", "train", "quantization", "pruning")
 def test_global_pruning_with_qat_sparsity(training):
-    """Iterative global pruning of the 4-bit quantized model leaves 80% of the prunable
-    weights at 0 (within 1e-4)."""
+    """Iterative global pruning of the 4-bit quantized model (keep_zeros) leaves 80% of the
+    prunable weights at 0 (within 1e-4)."""
     outcome = global_qat(training)
     _check_parameters_kept(outcome, "global_prune_by_percentage")
     _check_total_sparsity(outcome, "after iterative global pruning with 4-bit QAT")
