@@ -20,11 +20,11 @@ python3 -m pip install -r /tmp/hw4-requirements.txt
 id -u hw4sandbox >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin hw4sandbox
 
 # Student code runs as hw4sandbox: it must not read the reference, the tests or the hidden
-# fixtures, nor write the results. Root (the grader) keeps full access.
-# fixtures/embedded (default data and checkpoint) stays readable: the sandbox may load it.
-for path in reference tests fixtures/expected fixtures/calibration rubric.toml; do
-    [ -e "$SOURCE/$path" ] && chmod -R o-rwx "$SOURCE/$path"
-done
+# fixtures, nor write the results. The grader hides them in a private mount namespace per call;
+# where the platform refuses mounts, file permissions do it: make every secret of the engine's
+# tree (the same list the sandbox uses: all but autograder/, the provided code and
+# fixtures/embedded) unreadable to others. Root (the grader) keeps full access.
+(cd "$SOURCE" && python3 -c 'from autograder.sandbox import secrets; secrets.restrict_permissions(secrets.secret_paths())')
 mkdir -p "$ROOT/results"
 chmod 700 "$ROOT/results"
 # The engine and the provided code stay readable: the sandbox imports them.

@@ -8,6 +8,12 @@ tests can simulate the layout. Whatever happens, a valid results.json is left be
 - any exception writes a fallback that names the failure.
 The expected number of grading tests, recorded by ``build`` in ``expected_counts.json`` at the
 engine's root, is checked when that file is present.
+
+As root, student code must not read the results folder, the submission metadata or the engine's
+secrets: they are registered with the sandbox, which covers them in each call's private mount
+namespace; where the platform refuses mounts they are made unreadable to others here (as
+setup.sh does). After grading, every process left of the sandbox user is killed: on Gradescope
+this is the only grade on the machine.
 """
 from __future__ import annotations
 
@@ -61,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         traceback.print_exc()
         return 1
     try:
+        _hide_secrets(root)
         from autograder.grade import grade_submission
 
         grade_submission(root / "submission", out=out, stage=args.stage, device=args.device,
@@ -73,5 +80,31 @@ def run(args: argparse.Namespace) -> int:
                        stages=stages)
         if isinstance(error, KeyboardInterrupt):
             raise
+    finally:
+        _sweep_sandbox_user()
     sys.stdout.flush()
     return 0
+
+
+def _hide_secrets(root: Path) -> None:
+    """Register what student code must not see besides the engine's own secrets: everything in
+    ROOT but the engine's source and the submission (the results, Gradescope's metadata). As
+    root where mounts are refused, make all of it unreadable to others (idempotent)."""
+    from autograder.sandbox import limits, mounts, secrets
+
+    engine = os.path.realpath(paths.ROOT)
+    for entry in sorted(root.iterdir()) if root.is_dir() else ():
+        real = os.path.realpath(entry)
+        if entry.name != "submission" and not (engine == real or engine.startswith(real + os.sep)):
+            secrets.hide_also(real)
+    if limits.is_root() and not mounts.available():
+        secrets.restrict_permissions(secrets.secret_paths())
+
+
+def _sweep_sandbox_user() -> None:
+    try:
+        from autograder.sandbox import sweep_sandbox_user
+
+        sweep_sandbox_user()
+    except Exception:
+        traceback.print_exc()

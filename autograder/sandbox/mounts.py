@@ -117,3 +117,20 @@ def hide_in_child(secrets: list[str], *, keep: dict[str, bool], tmp_bytes: int) 
     finally:
         for handle in handles.values():
             os.close(handle)
+
+
+def available() -> bool:
+    """Whether this process may build a private mount namespace (Linux, root, CAP_SYS_ADMIN):
+    a forked helper tries one, with a tmpfs on /tmp. Leaves nothing behind."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        return False
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the helper's life is two syscalls
+        try:
+            unshare_mounts()
+            mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=4096")
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

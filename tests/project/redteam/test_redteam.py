@@ -12,12 +12,19 @@ the grade must hold:
 Only the unit stage is graded. The reference is graded once, by the same route, as the baseline.
 Attacks on disjoint definitions and problems share one submission (``hostile.pack``): the union
 of their ``loses`` must lose points, and every other problem keep them.
+
+Grades are the suite's whole cost, so they run ``WORKERS`` at a time in the background, as soon
+as the module starts, each one a separate ``gradescope`` process with its own sandbox (their
+cleanups only touch their own processes). Each grade is observed right after it ends (forged
+files, survivors), in its worker; each test then judges its group's observation.
 """
 from __future__ import annotations
 
 import ast
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,22 +34,102 @@ from autograder.paths import ROOT, SUBMISSION_FILES
 import hostile as catalogue
 import observe
 
+IS_ROOT = os.geteuid() == 0
 HOSTILES, SNIPPETS = catalogue.load_catalogue()
-GROUPS = catalogue.pack(HOSTILES)
+GROUPS = catalogue.pack(HOSTILES, separate_root=not IS_ROOT)
 OUTER_TIMEOUT = 300.0  # seconds for one whole grade; the engine's own limits are far below
 MAX_RESULTS_BYTES = 2 << 20  # a capped feedback never needs more
 FORGER_GRACE = 1.5  # seconds to let a surviving forger (it rewrites every 0.2 s) show itself
 TOLERANCE = 1e-6
-IS_ROOT = os.geteuid() == 0
+WORKERS = 2  # grades at a time: the machine's cores
+
+
+def _group_id(group) -> str:
+    return "+".join(h.name for h in group)
+
+
+@dataclass
+class Observed:
+    """One group's grade and what was seen right after it."""
+
+    graded: observe.Graded
+    submission: Path
+    folder: Path
+    forged: list[Path]
+    survivors: list[str]
+
+
+def _forge_candidates(root: Path, folder: Path) -> list[Path]:
+    """Places a results.json forger aims at, besides the real file."""
+    return [folder / "results.json", root / "results.json", root / "results" / "results.json",
+            ROOT / "results.json", Path.cwd() / "results.json",
+            Path("/autograder/results/results.json")]
+
+
+def _grade_reference(folder: Path) -> observe.Graded:
+    root = folder / "autograder"
+    catalogue.copy_reference(root / "submission")
+    (root / "results").mkdir()
+    return observe.grade_gradescope(root, cwd=folder, timeout=OUTER_TIMEOUT)
+
+
+def _grade_and_observe(group, folder: Path) -> Observed:
+    """Grade the group's submission, then collect (and clean) what its attacks left."""
+    root = folder / "autograder"
+    submission = catalogue.build_submission(group, SNIPPETS, root / "submission")
+    (root / "results").mkdir()
+    forge_places = _forge_candidates(root, folder)
+    already_forged = set(observe.forged_files(forge_places))  # never blame this attack for them
+
+    graded = observe.grade_gradescope(root, cwd=folder, timeout=OUTER_TIMEOUT)
+    if any(h.forges for h in group):
+        time.sleep(FORGER_GRACE)
+        graded.results_text = (root / "results" / "results.json").read_text(errors="replace") \
+            if (root / "results" / "results.json").is_file() else None
+    survivors = [line for h in group for line in observe.leftover_processes(h.marker)]
+    forged = [p for p in observe.forged_files(forge_places) if p not in already_forged]
+    for path in forged:
+        if path != root / "results" / "results.json":
+            path.unlink(missing_ok=True)
+    for hostile in group:
+        observe.remove_marked_files(hostile.marker, [Path("/tmp"), folder])
+    return Observed(graded, submission, folder, forged, survivors)
+
+
+def _selected_groups(session: pytest.Session) -> list[tuple]:
+    """The groups this session will judge (after -k and the like), in collection order."""
+    selected = []
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and getattr(item, "originalname", "") == \
+                "test_hostile_submission_is_graded_honestly":
+            group = callspec.params["group"]
+            if IS_ROOT or not any(h.needs_root for h in group):
+                selected.append(group)
+    return selected
 
 
 @pytest.fixture(scope="module")
-def reference_grade(tmp_path_factory):
+def grades(request, tmp_path_factory):
+    """Start every grade of the session in the background: {"reference": Future[Graded],
+    group id: Future[Observed]}. The reference goes first; all run WORKERS at a time."""
+    if IS_ROOT:
+        from autograder.sandbox.limits import ensure_sandbox_user
+        ensure_sandbox_user(observe.SANDBOX_USER)
+    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="redteam-grade")
+    futures: dict[str, Future] = {
+        "reference": pool.submit(_grade_reference, tmp_path_factory.mktemp("reference"))}
+    for group in _selected_groups(request.session):
+        futures[_group_id(group)] = pool.submit(_grade_and_observe, group,
+                                                tmp_path_factory.mktemp("hostile"))
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="module")
+def reference_grade(grades):
     """The reference graded by the same route: the baseline of every honest score."""
-    root = tmp_path_factory.mktemp("reference") / "autograder"
-    catalogue.copy_reference(root / "submission")
-    (root / "results").mkdir()
-    graded = observe.grade_gradescope(root, cwd=root.parent, timeout=OUTER_TIMEOUT)
+    graded = grades["reference"].result()
     assert graded.results is not None, f"the reference left no results.json:\n{graded.stderr[-3000:]}"
     scores = observe.by_problem(graded.results)
     short = {p: s for p, s in scores.items() if s[0] < s[1] - TOLERANCE}
@@ -67,20 +154,15 @@ def test_catalogue_covers_enough_attacks_and_builds():
 
 
 def test_packing_keeps_attacks_apart():
-    """Every attack is graded exactly once, never beside one it could interfere with."""
+    """Every attack is graded exactly once, never beside one it could interfere with; without
+    root, root-only attacks are never beside the others (their groups are skipped)."""
     assert sorted(h.name for group in GROUPS for h in group) == sorted(h.name for h in HOSTILES)
     for group in GROUPS:
+        assert IS_ROOT or len({h.needs_root for h in group}) == 1
         for i, first in enumerate(group):
             for second in group[i + 1:]:
                 assert not first.conflicts_with(second)
                 assert not set(first.loses) & set(second.loses)
-
-
-def _forge_candidates(graded: observe.Graded, tmp_path: Path) -> list[Path]:
-    """Places a results.json forger aims at, besides the real file."""
-    return [tmp_path / "results.json", graded.root / "results.json",
-            graded.root / "results" / "results.json", ROOT / "results.json",
-            Path.cwd() / "results.json", Path("/autograder/results/results.json")]
 
 
 def _marks(group):
@@ -89,30 +171,14 @@ def _marks(group):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("group", [pytest.param(g, id="+".join(h.name for h in g), marks=_marks(g))
-                                   for g in GROUPS])
-def test_hostile_submission_is_graded_honestly(group, reference_grade, tmp_path):
+@pytest.mark.parametrize("group", [pytest.param(g, id=_group_id(g), marks=_marks(g)) for g in GROUPS])
+def test_hostile_submission_is_graded_honestly(group, reference_grade, grades):
     if any(h.needs_root for h in group) and not IS_ROOT:
         pytest.skip("these defences exist only as root (sandbox user, file permissions)")
-    root = tmp_path / "autograder"
-    submission = catalogue.build_submission(group, SNIPPETS, root / "submission")
+    observed: Observed = grades[_group_id(group)].result()
+    graded, submission, forged, survivors = (observed.graded, observed.submission, observed.forged,
+                                             observed.survivors)
     loses = {problem: h.name for h in group for problem in h.loses}
-    (root / "results").mkdir()
-    forge_places = _forge_candidates(observe.Graded(root, 0, "", "", 0.0, None), tmp_path)
-    already_forged = set(observe.forged_files(forge_places))  # never blame this attack for them
-
-    graded = observe.grade_gradescope(root, cwd=tmp_path, timeout=OUTER_TIMEOUT)
-    if any(h.forges for h in group):
-        time.sleep(FORGER_GRACE)
-        graded.results_text = (root / "results" / "results.json").read_text(errors="replace") \
-            if (root / "results" / "results.json").is_file() else None
-    survivors = [line for h in group for line in observe.leftover_processes(h.marker)]
-    forged = [p for p in observe.forged_files(forge_places) if p not in already_forged]
-    for path in forged:
-        if path != root / "results" / "results.json":
-            path.unlink(missing_ok=True)
-    for hostile in group:
-        observe.remove_marked_files(hostile.marker, [Path("/tmp"), tmp_path])
 
     failures = []
     # 1. bounded time
