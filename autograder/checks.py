@@ -32,8 +32,8 @@ HINTS: dict[str, str] = {
     "factor_half": "the result is twice too large: the gradient of L is 2 X^T (X W - y), not 4 X^T (...).",
     "mean": "the result is 3 times too small: L is a sum over the samples, not a mean.",
     "ascent": "the update has the wrong sign: this is gradient ascent; descend with W - lr * gradient.",
-    "per_sample": "the weights were updated once per sample (3 updates); take ONE full-batch step "
-                  "with the gradient over all samples.",
+    "per_sample": "W was updated once per sample (one update per row of X); take ONE full-batch "
+                  "step per call, with the gradient summed over all rows: 2 X^T (X W - y).",
     "projected_before_step": "the projection was applied before the gradient step; "
                              "step first (V = W - lr * gradient), then keep the k largest |V|.",
     "kept_smallest": "the k smallest entries were kept; keep the k entries with the LARGEST |V|.",
@@ -62,7 +62,7 @@ HINTS: dict[str, str] = {
 
 # Update ratios (got - start) / (expected - start) that betray a mistake.
 _RATIO_HINTS = {0.5: "factor_2", 2.0: "factor_half", 1.0 / 3.0: "mean", -1.0: "ascent"}
-_PREVIEW = 12  # arrays with more elements are summarised in messages
+_PREVIEW = 40  # arrays with more elements are summarised in messages (a 6x5 X is shown)
 
 
 class WrongAnswer(StudentFeedback):
@@ -73,26 +73,38 @@ class WrongAnswer(StudentFeedback):
 def fail(message: str, *, context: str = "", hidden: bool = False,
          hints: Iterable[str] = (), details: str = "") -> None:
     """Raise ``WrongAnswer``: ``message`` (the kind of failure, safe for hidden tests), then the
-    ``context`` and ``details`` (inputs and values, dropped when ``hidden``), then the hints."""
+    ``context`` (the inputs, shown as a code block) and ``details`` (values), both dropped when
+    ``hidden``, then the hints."""
+    __tracebackhide__ = True  # pytest reports the check that failed, not this helper
     parts = [message]
     if context and not hidden:
-        parts.append(f"Input: {context}")
+        parts.append(f"Input:\n```\n{context}\n```")
     if details and not hidden:
         parts.append(details)
     parts.extend(f"Hint: {text}" for text in dict.fromkeys(hints))
     raise WrongAnswer("\n\n".join(parts))
 
 
+def subject(name: str, which: str = "") -> str:
+    """``**name**``, followed by which input it was given (``"input 2 of 3"``) when known."""
+    return f"**{name}**" + (f" (on {which})" if which else "")
+
+
 def show(value) -> str:
-    """A short, readable rendering of a value for messages."""
+    """A short, readable rendering of a value for messages (may span lines for 2-d arrays)."""
     if isinstance(value, np.ndarray):
         if value.size <= _PREVIEW:
-            return np.array2string(value, precision=6, separator=", ")
+            return np.array2string(value, precision=6, separator=", ", max_line_width=100)
         return (f"array of shape {value.shape}, dtype {value.dtype}, first values "
                 f"{np.array2string(value.ravel()[:6], precision=6, separator=', ')}...")
     if isinstance(value, float):
         return f"{value:.8g}"
     return repr(value)
+
+
+def inline(value) -> str:
+    """``show(value)`` on one line, as markdown inline code."""
+    return "`" + " ".join(show(value).split()) + "`"
 
 
 def _type_name(value) -> str:
@@ -101,12 +113,17 @@ def _type_name(value) -> str:
 
 
 def check_array(name: str, expected: np.ndarray, got, *, rtol: float, atol: float,
-                context: str = "", hidden: bool = False, hints: Iterable[str] = (),
-                dtype_kinds: str = "f") -> None:
+                context: str = "", which: str = "", hidden: bool = False,
+                hints: Iterable[str] = (), dtype_kinds: str = "f") -> None:
     """Pass when ``got`` is an ndarray of ``expected``'s shape, a dtype of ``dtype_kinds``,
-    finite, and ``|got - expected| <= atol + rtol * |expected|`` elementwise."""
+    finite, and ``|got - expected| <= atol + rtol * |expected|`` elementwise.
+
+    The failure message: how many elements are out of tolerance, shapes and dtypes, the worst
+    element with its index, the maximum absolute and relative errors; with ``hidden`` only the
+    count and the maximum errors (no value, no input)."""
     expected = np.asarray(expected)
-    check_form(name, expected, got, context=context, hidden=hidden, dtype_kinds=dtype_kinds)
+    check_form(name, expected, got, context=context, which=which, hidden=hidden,
+               dtype_kinds=dtype_kinds, hints=hints)
     error = np.abs(got.astype(np.float64) - expected.astype(np.float64))
     tolerance = atol + rtol * np.abs(expected.astype(np.float64))
     bad = error > tolerance
@@ -114,59 +131,67 @@ def check_array(name: str, expected: np.ndarray, got, *, rtol: float, atol: floa
         return
     worst = np.unravel_index(np.argmax(error - tolerance), error.shape)
     relative = error / np.maximum(np.abs(expected.astype(np.float64)), np.finfo(float).tiny)
-    summary = (f"**{name}** returned a wrong result: {int(bad.sum())} of {bad.size} elements "
-               f"are out of tolerance (rtol {rtol:g}, atol {atol:g}); shape {got.shape}, "
-               f"dtype {got.dtype}.")
-    details = (f"- worst element at index {tuple(int(i) for i in worst)}: expected "
-               f"{expected[worst]:.8g}, got {got[worst]:.8g}\n"
-               f"- max absolute error {error.max():.3g}, max relative error {relative.max():.3g}\n"
-               f"- expected: {show(expected)}\n- got:      {show(got)}")
+    summary = (f"{subject(name, which)} returned a wrong result: {int(bad.sum())} of {bad.size} "
+               f"elements are out of tolerance (rtol {rtol:g}, atol {atol:.3g}); max absolute "
+               f"error {error.max():.3g}, max relative error {relative.max():.3g}.")
+    details = (f"- shape: expected {expected.shape}, got {got.shape}; dtype: expected "
+               f"{expected.dtype}, got {got.dtype}\n"
+               f"- worst element at index {tuple(int(i) for i in worst)}: expected "
+               f"`{expected[worst]:.8g}`, got `{got[worst]:.8g}`\n"
+               f"- expected: {inline(expected)}\n- got: {inline(got)}")
     fail(summary, context=context, hidden=hidden, hints=hints, details=details)
 
 
-def check_form(name: str, expected: np.ndarray, got, *, context: str = "",
-               hidden: bool = False, dtype_kinds: str = "f") -> None:
+def check_form(name: str, expected: np.ndarray, got, *, context: str = "", which: str = "",
+               hidden: bool = False, dtype_kinds: str = "f", hints: Iterable[str] = ()) -> None:
     """Pass when ``got`` is exactly an ndarray of ``expected``'s shape, with a dtype of
     ``dtype_kinds``, and finite: the checks made before any comparison."""
+    who = subject(name, which)
     if type(got) is not np.ndarray:
-        fail(f"**{name}** should return a NumPy array (`numpy.ndarray`), but returned "
+        fail(f"{who} should return a NumPy array (`numpy.ndarray`), but returned "
              f"`{_type_name(got)}`.", context=context, hidden=hidden)
     if got.shape != expected.shape:
-        fail(f"**{name}** returned an array of shape {got.shape}; expected shape "
-             f"{expected.shape}.", context=context, hidden=hidden)
+        fail(f"{who} returned an array of shape {got.shape}; expected shape "
+             f"{expected.shape}.", context=context, hidden=hidden, hints=hints)
     if got.dtype.kind not in dtype_kinds:
-        fail(f"**{name}** returned dtype {got.dtype}; expected a "
+        fail(f"{who} returned dtype {got.dtype}; expected a "
              f"{'floating-point' if dtype_kinds == 'f' else dtype_kinds} dtype "
              f"(like {expected.dtype}).", context=context, hidden=hidden)
-    check_finite(name, got, context=context, hidden=hidden)
+    check_finite(name, got, context=context, which=which, hidden=hidden)
 
 
-def check_finite(name: str, got: np.ndarray, *, context: str = "", hidden: bool = False) -> None:
+def check_finite(name: str, got: np.ndarray, *, context: str = "", which: str = "",
+                 hidden: bool = False) -> None:
     """Fail with the count and first index of NaN and Inf values, if any."""
     if got.dtype.kind not in "fc":
         return
     for label, found in (("NaN", np.isnan(got)), ("Inf", np.isinf(got))):
         if found.any():
             first = tuple(int(i) for i in np.argwhere(found)[0])
-            fail(f"**{name}** returned {int(found.sum())} {label} value(s) of {got.size}, the "
-                 f"first at index {first}.", context=context, hidden=hidden)
+            fail(f"{subject(name, which)} returned {int(found.sum())} {label} value(s) of "
+                 f"{got.size}, the first at index {first}.", context=context, hidden=hidden)
 
 
 def check_scalar(name: str, expected: float, got, *, rtol: float, atol: float,
-                 context: str = "", hidden: bool = False, hints: Iterable[str] = ()) -> None:
+                 context: str = "", which: str = "", hidden: bool = False,
+                 hints: Iterable[str] = ()) -> None:
     """Pass when ``got`` is a real number (a Python or NumPy scalar, or a 0-d/1-element array)
     within ``atol + rtol * |expected|`` of ``expected``."""
+    who = subject(name, which)
     value = as_real(got)
     if value is None:
-        fail(f"**{name}** should return a number, but returned `{_type_name(got)}`"
+        fail(f"{who} should return a number, but returned `{_type_name(got)}`"
              f"{'' if not isinstance(got, np.ndarray) else f' of shape {got.shape}'}.",
              context=context, hidden=hidden)
     if not np.isfinite(value):
-        fail(f"**{name}** returned {value}.", context=context, hidden=hidden)
-    if abs(value - expected) > atol + rtol * abs(expected):
-        fail(f"**{name}** returned a wrong value (rtol {rtol:g}, atol {atol:g}).",
+        fail(f"{who} returned {value}.", context=context, hidden=hidden)
+    error = abs(value - expected)
+    if error > atol + rtol * abs(expected):
+        relative = error / max(abs(expected), np.finfo(float).tiny)
+        fail(f"{who} returned a wrong value: absolute error {error:.3g}, relative error "
+             f"{relative:.3g} (rtol {rtol:g}, atol {atol:.3g}).",
              context=context, hidden=hidden, hints=hints,
-             details=f"- expected {expected:.8g}, got {value:.8g} (error {abs(value - expected):.3g})")
+             details=f"- expected `{expected:.8g}`, got `{value:.8g}`")
 
 
 def as_real(value) -> float | None:
@@ -186,7 +211,8 @@ def recognise(got, *, expected=None, start=None, variants: Mapping[str, np.ndarr
               rtol: float = 1e-4, atol: float = 1e-7) -> list[str]:
     """The hints of every known mistake that ``got`` matches.
 
-    ``variants`` maps a ``HINTS`` key to what that mistake returns on this input. With
+    ``variants`` maps a ``HINTS`` key (optionally suffixed ``__form`` when one mistake has
+    several forms) to what that mistake returns on this input. With
     ``expected`` and ``start`` (the point a step starts from; zeros for a gradient), an update
     ``got - start`` that is a fixed multiple of ``expected - start`` is recognised too.
     """
@@ -196,7 +222,7 @@ def recognise(got, *, expected=None, start=None, variants: Mapping[str, np.ndarr
     for key, wrong in variants.items():
         wrong = np.asarray(wrong)
         if wrong.shape == got.shape and np.allclose(got, wrong, rtol=rtol, atol=atol):
-            found.append(HINTS[key])
+            found.append(HINTS[key.split("__")[0]])  # "per_sample__then_once": a second form
     if expected is not None and start is not None and np.shape(expected) == got.shape:
         step = np.asarray(expected, np.float64) - start
         taken = got.astype(np.float64) - start
@@ -265,8 +291,8 @@ def check_pruned(name: str, original: np.ndarray, got: np.ndarray, *, q: float,
     zeros = int((~kept).sum())
     low, high = allowed_pruned_counts(original, q)
     if not low <= zeros <= high:
-        fail(f"**{name}** pruned the wrong number of weights "
-             f"({'too many' if zeros > high else 'too few'}).", context=context, hidden=hidden,
+        fail(f"**{name}** pruned the wrong number of weights: {zeros / got.size:.1%} of them are "
+             f"0, {'too many' if zeros > high else 'too few'}.", context=context, hidden=hidden,
              hints=hints, details=f"- {zeros} of {got.size} weights are 0 ({zeros / got.size:.2%}); "
                                   f"q = {q:g}% should give between {low} and {high} zeros.")
     magnitude = np.abs(original)

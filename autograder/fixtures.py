@@ -13,13 +13,13 @@ This module imports reference/ and runs in the trusted process only.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import io
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from autograder.paths import FIXTURES_DIR, ROOT, ensure_provided_importable
 
@@ -41,19 +41,28 @@ def encode(cases: list[dict]) -> dict[str, np.ndarray]:
 
 
 def load(name: str, group: str) -> list[dict]:
-    """The cases of ``fixtures/expected/<group>/<name>.npz``, in order."""
+    """The cases of ``fixtures/expected/<group>/<name>.npz``, in order.
+
+    Read once per process: every call returns new case dicts over the same read-only arrays,
+    so a judge that wrote into an input would fail loudly instead of changing other tests."""
+    return [{**case, "variants": dict(case["variants"])} for case in _read(name, group)]
+
+
+@functools.lru_cache(maxsize=None)
+def _read(name: str, group: str) -> tuple[dict, ...]:
     with np.load(EXPECTED_DIR / group / f"{name}.npz", allow_pickle=False) as data:
         cases: dict[int, dict] = {}
         for key in data.files:
             index, field = key.split("__", 1)
             case = cases.setdefault(int(index[1:]), {"variants": {}})
             value = data[key]
+            value.flags.writeable = False
             value = value.item() if value.ndim == 0 else value
             if field.startswith("variant_"):
                 case["variants"][field[len("variant_"):]] = value
             else:
                 case[field] = value
-    return [cases[i] for i in sorted(cases)]
+    return tuple(cases[i] for i in sorted(cases))
 
 
 # ----------------------------------------------------------------------------- reference
@@ -94,21 +103,20 @@ def _lab1_cases(group: str) -> dict[str, list[dict]]:
         grad = ref.gradient(W, X, Y)
         out["loss"].append(step_case(W, X, Y, None, expected=ref.loss(W, X, Y)))
         out["gradient"].append(step_case(W, X, Y, None, expected=grad))
-        per_sample = W.copy()
-        for row in range(len(Y)):
-            per_sample = ref.gd_step(per_sample, X[row:row + 1], Y[row:row + 1], lr)
+        kk, hh = 2 if k is None else k, 3 if h is None else h
+        by_row = _per_sample_variants(ref, W, X, Y, lr, kk=kk, hh=hh, lam=lam, tau=tau)
         out["gd_step"].append(step_case(W, X, Y, lr, expected=ref.gd_step(W, X, Y, lr),
-                                        variants={"per_sample": per_sample}))
-        kk = 2 if k is None else k
+                                        variants=by_row["gd_step"]))
         projection = ref.projected_gd_step(W, X, Y, 0.0, kk)  # lr 0: the projection alone
         smallest = W - lr * grad
         smallest[np.argsort(-np.abs(smallest), kind="stable")[:len(W) - kk]] = 0.0
         out["projected_gd_step"].append(step_case(
             W, X, Y, lr, k=k, expected=ref.projected_gd_step(W, X, Y, lr, kk),
             variants={"projected_before_step": ref.gd_step(projection, X, Y, lr),
-                      "kept_smallest": smallest}))
+                      "kept_smallest": smallest, **by_row["projected_gd_step"]}))
         out["subgradient_l1_step"].append(step_case(
-            W, X, Y, lr, lam=lam, expected=ref.subgradient_l1_step(W, X, Y, lr, lam)))
+            W, X, Y, lr, lam=lam, expected=ref.subgradient_l1_step(W, X, Y, lr, lam),
+            variants=by_row["subgradient_l1_step"]))
         V = 2 * W  # values on both sides of the threshold
         out["soft_threshold"].append(dict(W=V, threshold=tau, expected=ref.soft_threshold(V, tau),
                                           variants={"no_sign": np.maximum(np.abs(V) - tau, 0)}))
@@ -116,15 +124,40 @@ def _lab1_cases(group: str) -> dict[str, list[dict]]:
         out["proximal_l1_step"].append(step_case(
             W, X, Y, lr, threshold=tau, expected=ref.proximal_l1_step(W, X, Y, lr, tau),
             variants={"threshold_before_step": ref.gd_step(ref.soft_threshold(W, tau), X, Y, lr),
-                      "no_sign": np.maximum(np.abs(step) - tau, 0)}))
-        hh = 3 if h is None else h
+                      "no_sign": np.maximum(np.abs(step) - tau, 0), **by_row["proximal_l1_step"]}))
         largest = step.copy()
         top = np.argsort(-np.abs(step), kind="stable")[:hh]
         largest[top] = ref.soft_threshold(step[top], tau)
         out["trimmed_l1_step"].append(step_case(
             W, X, Y, lr, threshold=tau, h=h, expected=ref.trimmed_l1_step(W, X, Y, lr, tau, hh),
-            variants={"trimmed_largest": largest, "trimmed_all": ref.soft_threshold(step, tau)}))
+            variants={"trimmed_largest": largest, "trimmed_all": ref.soft_threshold(step, tau),
+                      **by_row["trimmed_l1_step"]}))
     return out
+
+
+def _per_sample_variants(ref, W, X, Y, lr, *, kk, hh, lam, tau) -> dict[str, dict]:
+    """What each step returns when a student updates W once per sample (row of X) instead of
+    once per full-batch step: the whole step applied row after row ("per_sample"), or the
+    per-row gradient updates followed by one projection, penalty or threshold
+    ("per_sample__then_once"). Both carry the hint "per_sample"."""
+    extra = {"gd_step": (), "projected_gd_step": (kk,), "subgradient_l1_step": (lam,),
+             "proximal_l1_step": (tau,), "trimmed_l1_step": (tau, hh)}
+    descended = W.copy()
+    for row in range(len(Y)):
+        descended = ref.gd_step(descended, X[row:row + 1], Y[row:row + 1], lr)
+    once = {"projected_gd_step": ref.projected_gd_step(descended, X, Y, 0.0, kk),
+            "subgradient_l1_step": descended - lr * lam * np.sign(W),
+            "proximal_l1_step": ref.soft_threshold(descended, tau),
+            "trimmed_l1_step": ref.trimmed_l1_step(descended, X, Y, 0.0, tau, hh)}
+    variants = {}
+    for name, args in extra.items():
+        stepped = W.copy()
+        for row in range(len(Y)):
+            stepped = getattr(ref, name)(stepped, X[row:row + 1], Y[row:row + 1], lr, *args)
+        variants[name] = {"per_sample": stepped}
+        if name in once:
+            variants[name]["per_sample__then_once"] = once[name]
+    return variants
 
 
 def _lab1_trajectories(group: str) -> list[dict]:
@@ -149,6 +182,7 @@ def _lab1_trajectories(group: str) -> list[dict]:
 
 def _prune_reference(weight: np.ndarray, q: float) -> np.ndarray:
     """The reference's pruning of a copy of ``weight``."""
+    import torch
     ref = _reference("lab2")
     layer = torch.nn.Linear(1, 1, bias=False)
     layer.weight = torch.nn.Parameter(torch.from_numpy(weight.copy()))
@@ -161,7 +195,7 @@ def _lab2_cases(group: str) -> dict[str, list[dict]]:
     f32 = np.float32
     if group == "visible":
         layers = [(rng.normal(size=(8, 4, 3, 3)).astype(f32), None, 80.0),
-                  (rng.normal(size=(10, 32)).astype(f32), None, 60.0)]
+                  (rng.normal(size=(10, 32)).astype(f32), rng.normal(size=10).astype(f32), 60.0)]
     else:
         ties = rng.choice([-0.3, -0.2, -0.1, 0.1, 0.2, 0.3], size=(12, 20)).astype(f32)
         partly_zero = rng.normal(size=(16, 8, 3, 3)).astype(f32)
@@ -186,14 +220,31 @@ def _lab2_cases(group: str) -> dict[str, list[dict]]:
     epochs = list(range(10)) if group == "visible" else [9, 3, 0, 10, 11, 15, 19, 5]
     iterative = [dict(epoch=e, expected=_reference("lab2").iterative_prune_percentage(e))
                  for e in epochs]
+    names, shapes = _resnet_layers()
     seeds = [(0, 80.0)] if group == "visible" else [(1, 60.0)]
-    global_prune = [dict(seed=s, q=q) for s, q in seeds]
+    global_prune = [dict(seed=s, q=q, names=names, shapes=shapes) for s, q in seeds]
     return {"lab2_prune": prune, "lab2_sparsity": sparsity, "lab2_iterative": iterative,
             "lab2_global": global_prune, "lab2_finetune": _finetune_cases(group)}
 
 
+def _resnet_layers() -> tuple[np.ndarray, np.ndarray]:
+    """The name and weight shape of every Conv2d/Linear of ResNet-20 (id_mapping included), in
+    ``named_modules`` order; shapes padded with 0 to 4 dimensions. The grading tests draw the
+    weights from these with NumPy (``judges.resnet_weights``), so the trusted side needs no torch."""
+    import torch
+
+    ensure_provided_importable()
+    from hw4.resnet import ResNetCIFAR
+    layers = [(name, tuple(m.weight.shape)) for name, m in ResNetCIFAR(num_layers=20).named_modules()
+              if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    return (np.array([name for name, _ in layers]),
+            np.array([shape + (0,) * (4 - len(shape)) for _, shape in layers], dtype=np.int64))
+
+
 def _finetune_cases(group: str) -> list[dict]:
     """The tiny network of the finetune probe, pruned by the reference, and its batches."""
+    import torch
+
     from autograder.probes.lab2 import tiny_net
     ref = _reference("lab2")
     seed = 31 if group == "visible" else 32
@@ -221,6 +272,7 @@ def _quantize_variant(w: np.ndarray, bit: int, *, levels: int, rounding) -> np.n
 
 
 def _ste_reference(w: np.ndarray, bit, keep_zeros=None) -> np.ndarray:
+    import torch
     ref = _reference("lab3")
     args = (torch.from_numpy(w), bit) if keep_zeros is None else (torch.from_numpy(w), bit, keep_zeros)
     return ref.STE.apply(*args).detach().numpy().copy()
@@ -281,6 +333,7 @@ def _lab3_cases(group: str) -> dict[str, list[dict]]:
 
 def generate() -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """``{group: {name: arrays}}`` for every fixture file."""
+    import torch  # generation only: the grading process loads fixtures without torch
     files: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for group in GROUPS:
         torch.manual_seed(0)

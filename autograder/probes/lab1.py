@@ -39,15 +39,18 @@ def _describe(value, what):
 
 
 def _run_case(module, name, args, kwargs):
-    """One call on copies of the inputs: what it returned and whether it changed them."""
-    copies = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
+    """One call on copies of the inputs: what it returned, and the inputs as the call left them.
+
+    Only facts go back: the trusted side compares ``after`` with the inputs it sent (a check
+    made here could be fooled by student code that patches NumPy). ``aliased`` lists the
+    arguments the function returned as its result (object identity, seen only here).
+    """
+    copies = [a.copy() if type(a) is np.ndarray else a for a in args]
     out = student_function("lab1", name)(*copies, **kwargs)
-    changed = [i for i, (a, c) in enumerate(zip(args, copies))
-               if isinstance(a, np.ndarray) and not np.array_equal(a, c)]
-    aliased = [i for i, c in enumerate(copies)
-               if isinstance(c, np.ndarray) and isinstance(out, np.ndarray) and out is c]
     report = _describe(out, f"{name}'s return value")
-    report.update(changed=changed, aliased=aliased)
+    report["after"] = [plain(c, what=f"argument {i} after the call") if type(c) is np.ndarray
+                       else None for i, c in enumerate(copies)]
+    report["aliased"] = [i for i, c in enumerate(copies) if type(c) is np.ndarray and out is c]
     return report
 
 
@@ -92,7 +95,8 @@ def call(inputs: dict) -> dict:
     """Run ``inputs["fn"]`` on each case ``{"args": [...], "kwargs": {...}}``.
 
     Returns ``{"results": [{"own": report, "helpers": report or None, ...}]}`` where a report
-    is ``{"type", "value", "changed": [indices of modified args], "aliased": [...]}``. With
+    is ``{"type", "value", "after": [each argument after the call, None if not an array],
+    "aliased": [indices of arguments returned as the result]}``. With
     ``inputs["trajectory"]`` (the inputs of ``trajectory``), its result comes back too, under
     "trajectory": one sandbox call serves all the tests of one function.
     """

@@ -2,7 +2,9 @@
 pruning code, and report the weights it left (plain arrays) and how it treated the Parameter.
 
 Models and data are placed where the student's module global ``device`` points (the course
-notebook's convention), falling back to ``inputs["device"]`` (the grader's device).
+notebook's convention), falling back to the device the grader asked for. Only facts come back
+(weights after the call, object identity, dtype and device names): every verdict is made on the
+trusted side.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from autograder.errors import GraderError
 from autograder.probes import device as grader_device
 from autograder.probes import plain, student, student_function
 
@@ -18,10 +21,6 @@ TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 def _device(module, inputs):
     return str(getattr(module, "device", None) or grader_device())
-
-
-def _array(tensor):
-    return tensor.detach().cpu().numpy().copy()
 
 
 def build_layer(weight: np.ndarray, bias=None) -> nn.Module:
@@ -40,20 +39,20 @@ def build_layer(weight: np.ndarray, bias=None) -> nn.Module:
     return layer
 
 
-def _returned(value, weight_shape):
-    """How a pruning function's return value reads: "none", "mask" or its type name."""
-    if value is None:
-        return "none"
-    if isinstance(value, (torch.Tensor, np.ndarray)) and tuple(value.shape) == tuple(weight_shape):
-        return "mask"
-    return f"{type(value).__module__}.{type(value).__qualname__}"
+def _returned(value) -> dict:
+    """What a pruning function returned, as facts: its type's name and, for an array or
+    tensor, its shape (the trusted side decides whether that is None or a mask)."""
+    kind = type(value)
+    shape = list(value.shape) if isinstance(value, (torch.Tensor, np.ndarray)) else None
+    return {"type": f"{kind.__module__}.{kind.__qualname__}", "shape": shape}
 
 
 def prune(inputs: dict) -> dict:
     """``prune_by_percentage(layer, q)`` on each case ``{"weight", "bias" (or None), "q"}``.
 
-    Reports per case: the weight and bias after the call (CPU arrays), whether ``layer.weight``
-    is still the same Parameter, its dtype and device, and what the function returned.
+    Reports per case, as facts: the weight and bias after the call (CPU arrays), whether
+    ``layer.weight`` is still the same object and a Parameter (identity, seen only here), its
+    dtype and device and the device it started on, and what the function returned.
     """
     module = student("lab2")
     device = _device(module, inputs)
@@ -64,15 +63,14 @@ def prune(inputs: dict) -> dict:
         returned = student_function("lab2", "prune_by_percentage")(layer, case["q"])
         weight = layer.weight
         results.append({
-            "weight": plain(_array(weight) if isinstance(weight, torch.Tensor) else weight,
-                            what="layer.weight after prune_by_percentage"),
+            "weight": plain(weight, what="layer.weight after prune_by_percentage"),
             "same_parameter": weight is parameter,
             "is_parameter": isinstance(weight, nn.Parameter),
             "dtype": str(weight.dtype).replace("torch.", ""),
             "device": str(weight.device) if isinstance(weight, torch.Tensor) else "",
             "expected_device": str(parameter.device),
-            "bias": None if layer.bias is None else _array(layer.bias),
-            "returned": _returned(returned, parameter.shape),
+            "bias": None if layer.bias is None else plain(layer.bias, what="layer.bias"),
+            "returned": _returned(returned),
         })
     return {"results": results}
 
@@ -105,20 +103,28 @@ def iterative(inputs: dict) -> dict:
 
 
 def global_prune(inputs: dict) -> dict:
-    """``global_prune_by_percentage(net, q)`` on a ResNet-20 initialised under ``seed``.
+    """``global_prune_by_percentage(net, q)`` on a ResNet-20 holding ``inputs["weights"]``.
 
-    The trusted side rebuilds the same network from the same seed to know the weights before.
-    Returns ``{"names": [...], "weights": [...]}`` for every Conv2d/Linear, id_mapping included.
+    ``inputs["names"]`` and ``inputs["weights"]`` give every Conv2d/Linear weight of the net
+    (id_mapping included), in ``named_modules`` order; the trusted side made them, so it knows
+    the weights before. Returns ``{"names": [...], "weights": [...]}`` after the call.
     """
     from hw4.resnet import ResNetCIFAR
     module = student("lab2")
-    torch.manual_seed(int(inputs["seed"]))
-    net = ResNetCIFAR(num_layers=20).to(_device(module, inputs))
+    net = ResNetCIFAR(num_layers=20)
+    layers = [(name, layer) for name, layer in net.named_modules()
+              if isinstance(layer, (nn.Conv2d, nn.Linear))]
+    if [name for name, _ in layers] != list(inputs["names"]):
+        raise GraderError("the ResNet-20 layers differ from the inputs' names")
+    with torch.no_grad():
+        for (_, layer), weight in zip(layers, inputs["weights"]):
+            layer.weight.copy_(torch.from_numpy(weight))
+    net = net.to(_device(module, inputs))
     student_function("lab2", "global_prune_by_percentage")(net, inputs["q"])
     layers = [(name, layer) for name, layer in net.named_modules()
               if isinstance(layer, (nn.Conv2d, nn.Linear))]
     return {"names": [name for name, _ in layers],
-            "weights": [plain(_array(layer.weight), what=f"{name}.weight") for name, layer in layers]}
+            "weights": [plain(layer.weight, what=f"{name}.weight") for name, layer in layers]}
 
 
 class RecordingLoader:
@@ -154,7 +160,8 @@ def tiny_net() -> nn.Module:
 
 def weights_of(net) -> list[np.ndarray]:
     """The weight of every Conv2d/Linear of ``net``, as CPU arrays, in definition order."""
-    return [_array(m.weight) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return [plain(m.weight, what="a layer's weight") for m in net.modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
 def finetune_both(inputs: dict) -> dict:

@@ -23,7 +23,9 @@ def ste(inputs: dict) -> dict:
     ``keep_zeros``) on each case ``{"w", "bit", "keep_zeros"?, "grad"?}``.
 
     With ``grad``, ``out.backward(grad)`` is called and ``w.grad`` reported (None when the
-    backward produced none). Reports per case ``{"out", "grad", "w_unchanged", "dtype", "device"}``.
+    backward produced none). Reports per case ``{"out", "grad", "w_after", "type", "dtype",
+    "device"}``: facts only. ``w_after`` is w as the call left it; the trusted side compares it
+    with the w it sent (a check made here could be fooled by a patched ``torch.equal``).
     """
     module = student("lab3")
     device = str(getattr(module, "device", None) or grader_device())
@@ -31,11 +33,10 @@ def ste(inputs: dict) -> dict:
     results = []
     for case in inputs["cases"]:
         w = torch.tensor(case["w"], device=device, requires_grad=case.get("grad") is not None)
-        before = w.detach().clone()
         args = (w, case["bit"]) if case.get("keep_zeros") is None else (
             w, case["bit"], bool(case["keep_zeros"]))
         out = STE.apply(*args)
-        report = {"w_unchanged": bool(torch.equal(w.detach(), before)), "grad": None,
+        report = {"w_after": plain(w.detach().cpu(), what="w after STE.apply"), "grad": None,
                   "type": f"{type(out).__module__}.{type(out).__qualname__}", "out": None,
                   "dtype": "", "device": ""}
         if isinstance(out, torch.Tensor):

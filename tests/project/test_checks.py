@@ -18,10 +18,26 @@ def test_check_array_passes_within_tolerance():
 
 def test_check_array_reports_worst_element_errors_and_count():
     text = message_of(checks.check_array, "gd_step", np.array([1.0, 2.0, 3.0]),
-                      np.array([1.0, 2.5, 3.1]), rtol=0, atol=1e-3, context="W = [0, 0, 0]")
+                      np.array([1.0, 2.5, 3.1]), rtol=0, atol=1e-3, context="W = [0, 0, 0]",
+                      which="input 2 of 3")
+    assert text.startswith("**gd_step** (on input 2 of 3) returned a wrong result")
     assert "2 of 3 elements" in text and "index (1,)" in text
-    assert "expected 2, got 2.5" in text and "max absolute error 0.5" in text
-    assert "Input: W = [0, 0, 0]" in text
+    assert "expected `2`, got `2.5`" in text and "max absolute error 0.5" in text
+    assert "max relative error 0.25" in text
+    assert "shape: expected (3,), got (3,); dtype: expected float64, got float64" in text
+    assert "Input:\n```\nW = [0, 0, 0]\n```" in text
+
+
+def test_messages_are_markdown_with_balanced_fences():
+    """Gradescope renders the message as markdown: it opens with the failure in prose (never
+    a code fence) and every fence it opens, it closes; a 2-d input keeps its rows inside."""
+    X = np.arange(6.0).reshape(2, 3)
+    text = message_of(checks.check_array, "gradient", np.zeros(3), np.ones(3), rtol=0, atol=0,
+                      context=f"X = {checks.show(X)}")
+    assert not text.startswith("`") and text.count("```") % 2 == 0
+    fenced = text.split("```")[1]
+    assert "[0., 1., 2.]" in fenced and "[3., 4., 5.]" in fenced
+    assert all(line.count("`") % 2 == 0 for line in text.splitlines() if "```" not in line)
 
 
 @pytest.mark.parametrize("got, words", [
@@ -43,11 +59,13 @@ def test_nan_and_inf_are_counted_with_first_index():
 
 def test_hidden_messages_drop_values_but_keep_kind_and_hint():
     text = message_of(checks.check_array, "gradient", np.array([2.0, 4.0]), np.array([1.0, 2.0]),
-                      rtol=0, atol=1e-6, context="W = [1, 2]", hidden=True,
+                      rtol=0, atol=1e-6, context="W = [1, 2]", which="hidden input 3 of 3",
+                      hidden=True,
                       hints=checks.recognise(np.array([1.0, 2.0]), expected=np.array([2.0, 4.0]),
                                              start=np.zeros(2)))
-    assert "gradient" in text and "out of tolerance" in text
-    assert "W = [1, 2]" not in text and "expected 2" not in text
+    assert "gradient" in text and "hidden input 3 of 3" in text
+    assert "2 of 2 elements are out of tolerance" in text and "max absolute error 2" in text
+    assert "W = [1, 2]" not in text and "expected `2`" not in text and "Input" not in text
     assert "factor 2" in text
 
 
@@ -62,6 +80,12 @@ def test_update_ratio_hints(ratio, words):
 def test_variant_hints_match_the_fixture_arrays():
     wrong = np.array([0.0, 1.0])
     hints = checks.recognise(wrong, variants={"per_sample": wrong, "no_sign": -wrong})
+    assert hints == [checks.HINTS["per_sample"]]
+
+
+def test_a_second_form_of_a_mistake_carries_the_same_hint():
+    wrong = np.array([0.5, 1.0])
+    hints = checks.recognise(wrong, variants={"per_sample": -wrong, "per_sample__then_once": wrong})
     assert hints == [checks.HINTS["per_sample"]]
 
 

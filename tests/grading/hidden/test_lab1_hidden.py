@@ -3,42 +3,27 @@ more rows (6x5), more columns (3x8), a 4x6 problem, other learning rates, k in {
 h in {1, 2, 4}, other lambda and tau, and 200-step runs on a shifted target y."""
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from judges import (judge_at_most_k, judge_lab1, judge_loss, judge_trajectory, lab1_args,
-                    trajectory_inputs)
+from judges import (LAB1_ARGS, judge_at_most_k, judge_lab1, judge_loss, judge_trajectory,
+                    lab1_values)
 
-ARGS = {
-    "loss": ("W", "X", "Y"),
-    "gradient": ("W", "X", "Y"),
-    "gd_step": ("W", "X", "Y", "lr"),
-    "projected_gd_step": ("W", "X", "Y", "lr", "k"),
-    "subgradient_l1_step": ("W", "X", "Y", "lr", "lam"),
-    "soft_threshold": ("W", "threshold"),
-    "proximal_l1_step": ("W", "X", "Y", "lr", "threshold"),
-    "trimmed_l1_step": ("W", "X", "Y", "lr", "threshold", "h"),
-}
-
-
-def lab1_values(probe, expected, fn):
-    """One sandbox call per function: its cases, plus its 200-step run for the step rules."""
-    cases = expected(f"lab1_{fn}")
-    runs = [c for c in expected("lab1_trajectories") if c["fn"] == fn]
-    inputs = {"fn": fn, "cases": [lab1_args(c, ARGS[fn]) for c in cases],
-              "trajectory": trajectory_inputs(runs[0]) if runs else None}
-    return cases, runs, probe(f"hidden-lab1-{fn}", "lab1.call", inputs)
+GROUP = "hidden"
 
 
 def run_lab1(probe, expected, fn):
-    cases, _, values = lab1_values(probe, expected, fn)
+    __tracebackhide__ = True
+    cases, _, values = lab1_values(probe, expected, fn, GROUP)
     return cases, values["results"]
 
 
 def check_function(probe, expected, fn, **options):
+    __tracebackhide__ = True
     cases, results = run_lab1(probe, expected, fn)
-    judge_lab1(fn, cases, results, names=ARGS[fn], hidden=True, **options)
+    judge_lab1(fn, cases, results, names=LAB1_ARGS[fn], hidden=True, **options)
 
 
 def check_trajectory(probe, expected, fn):
-    _, runs, values = lab1_values(probe, expected, fn)
+    __tracebackhide__ = True
+    _, runs, values = lab1_values(probe, expected, fn, GROUP)
     judge_trajectory(runs[0], values["trajectory"], hidden=True)
 
 

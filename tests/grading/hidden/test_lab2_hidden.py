@@ -1,13 +1,10 @@
 """Lab 2 (problems 3.2-3.5, unit parts), hidden: other layers (shapes, q = 50/95, ties, a bias,
 float64, partly zero), other sparsities, epochs after the schedule and out of order, a longer
 finetune at 70% pruning, and global pruning of another seeded ResNet-20 at another q."""
-import numpy as np
-import torch
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from autograder.paths import ensure_provided_importable
-from judges import (finetune_inputs, judge_finetune, judge_global, judge_iterative, judge_prune,
-                    judge_sparsity, prune_inputs)
+from judges import (judge_finetune, judge_global, judge_iterative, judge_prune, judge_sparsity,
+                    lab2_values, resnet_weights)
 
 GROUP = "hidden"
 PRUNE_CASES = {  # test name -> (fixture index, what the docstring says)
@@ -15,8 +12,9 @@ PRUNE_CASES = {  # test name -> (fixture index, what the docstring says)
 
 
 def pruned(probe, expected, index):
+    __tracebackhide__ = True
     cases = expected("lab2_prune")
-    results = probe(f"{GROUP}-lab2-prune", "lab2.prune", prune_inputs(cases))["results"]
+    results = lab2_values(probe, expected, "prune", GROUP)["results"]
     judge_prune(cases[index], results[index], hidden=True)
 
 
@@ -74,16 +72,15 @@ def test_prune_partly_zero(probe, expected):
 @tags("lab2", "sparsity")
 def test_layer_sparsity_other(probe, expected):
     """layer_sparsity on a Conv2d and Linear layers with other zero counts (none, all, some)."""
-    cases = expected("lab2_sparsity")
-    values = probe(f"{GROUP}-lab2-sparsity", "lab2.sparsity",
-                   {"weights": [c["weight"] for c in cases]})["values"]
-    judge_sparsity(cases, values, hidden=True)
+    values = lab2_values(probe, expected, "sparsity", GROUP)["values"]
+    judge_sparsity(expected("lab2_sparsity"), values, hidden=True)
 
 
 def finetuned(probe, expected, prune):
     """One sandbox call runs both finetunes (prune=True and prune=False) of the fixture."""
+    __tracebackhide__ = True
     case = expected("lab2_finetune")[0]
-    reports = probe(f"{GROUP}-lab2-finetune", "lab2.finetune_both", finetune_inputs(case))
+    reports = lab2_values(probe, expected, "finetune", GROUP)
     return dict(case, prune=prune), reports["prune" if prune else "no_prune"]
 
 
@@ -109,19 +106,8 @@ def test_finetune_without_prune_longer(probe, expected):
 @tags("lab2", "iterative")
 def test_iterative_after_and_out_of_order(probe, expected):
     """iterative_prune_percentage for epochs asked out of order, and after epoch 9 (None or 80)."""
-    cases = expected("lab2_iterative")
-    values = probe(f"{GROUP}-lab2-iterative", "lab2.iterative",
-                   {"epochs": [c["epoch"] for c in cases]})["values"]
-    judge_iterative(cases, values, hidden=True)
-
-
-def resnet_weights(seed: int) -> dict[str, np.ndarray]:
-    ensure_provided_importable()
-    from hw4.resnet import ResNetCIFAR
-    torch.manual_seed(seed)
-    net = ResNetCIFAR(num_layers=20)
-    return {name: m.weight.detach().numpy().copy() for name, m in net.named_modules()
-            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+    values = lab2_values(probe, expected, "iterative", GROUP)["values"]
+    judge_iterative(expected("lab2_iterative"), values, hidden=True)
 
 
 @number("3.5.2")
@@ -131,6 +117,5 @@ def test_global_prune_other(probe, expected):
     """global_prune_by_percentage on another seeded ResNet-20 at another q: one threshold,
     id_mapping untouched, kept weights unchanged, total fraction of q."""
     case = expected("lab2_global")[0]
-    report = probe(f"{GROUP}-lab2-global", "lab2.global_prune",
-                   {"seed": case["seed"], "q": case["q"]}, timeout=60.0)
-    judge_global(resnet_weights(case["seed"]), report, q=case["q"], hidden=True)
+    report = lab2_values(probe, expected, "global", GROUP)
+    judge_global(resnet_weights(case), report, q=case["q"], hidden=True)

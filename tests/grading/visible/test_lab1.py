@@ -6,43 +6,27 @@ handout's ``gradient`` / ``soft_threshold`` does (so a helper's bug costs only t
 """
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from judges import (judge_at_most_k, judge_lab1, judge_loss, judge_trajectory, lab1_args,
-                    trajectory_inputs)
+from judges import (LAB1_ARGS, judge_at_most_k, judge_lab1, judge_loss, judge_trajectory,
+                    lab1_values)
 
-STEP_ARGS = {
-    "loss": ("W", "X", "Y"),
-    "gradient": ("W", "X", "Y"),
-    "gd_step": ("W", "X", "Y", "lr"),
-    "projected_gd_step": ("W", "X", "Y", "lr", "k"),
-    "subgradient_l1_step": ("W", "X", "Y", "lr", "lam"),
-    "soft_threshold": ("W", "threshold"),
-    "proximal_l1_step": ("W", "X", "Y", "lr", "threshold"),
-    "trimmed_l1_step": ("W", "X", "Y", "lr", "threshold", "h"),
-}
+GROUP = "visible"
 
 
-def lab1_values(probe, expected, fn, names):
-    """One sandbox call per function: its cases, plus its 200-step run for the step rules."""
-    cases = expected(f"lab1_{fn}")
-    runs = [c for c in expected("lab1_trajectories") if c["fn"] == fn]
-    inputs = {"fn": fn, "cases": [lab1_args(c, names) for c in cases],
-              "trajectory": trajectory_inputs(runs[0]) if runs else None}
-    return cases, runs, probe(f"visible-lab1-{fn}", "lab1.call", inputs)
-
-
-def run_lab1(probe, expected, fn, names):
-    cases, _, values = lab1_values(probe, expected, fn, names)
+def run_lab1(probe, expected, fn):
+    __tracebackhide__ = True
+    cases, _, values = lab1_values(probe, expected, fn, GROUP)
     return cases, values["results"]
 
 
 def check_function(probe, expected, fn, **options):
-    names = STEP_ARGS[fn]
-    cases, results = run_lab1(probe, expected, fn, names)
-    judge_lab1(fn, cases, results, names=names, **options)
+    __tracebackhide__ = True
+    cases, results = run_lab1(probe, expected, fn)
+    judge_lab1(fn, cases, results, names=LAB1_ARGS[fn], **options)
 
 
 def check_trajectory(probe, expected, fn):
-    _, runs, values = lab1_values(probe, expected, fn, STEP_ARGS[fn])
+    __tracebackhide__ = True
+    _, runs, values = lab1_values(probe, expected, fn, GROUP)
     judge_trajectory(runs[0], values["trajectory"])
 
 
@@ -51,7 +35,7 @@ def check_trajectory(probe, expected, fn):
 @tags("lab1", "loss")
 def test_loss(probe, expected):
     """loss(W, X, Y) on random 3x5 problems and the handout's W0: the sum of squared residuals."""
-    cases, results = run_lab1(probe, expected, "loss", STEP_ARGS["loss"])
+    cases, results = run_lab1(probe, expected, "loss")
     judge_loss(cases, results)
 
 
@@ -96,7 +80,7 @@ def test_projected_gd_step(probe, expected):
 @tags("lab1", "projected")
 def test_projected_at_most_k(probe, expected):
     """projected_gd_step's output has at most k nonzero entries (same inputs as 2.3.1)."""
-    cases, results = run_lab1(probe, expected, "projected_gd_step", STEP_ARGS["projected_gd_step"])
+    cases, results = run_lab1(probe, expected, "projected_gd_step")
     judge_at_most_k(cases, results)
 
 

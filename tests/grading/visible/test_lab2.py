@@ -4,20 +4,17 @@ masked finetuning on a tiny network, the iterative schedule, and global pruning 
 Inputs that depend on other problems come from the reference (a network the reference pruned),
 so a bug in one function costs only that function's points.
 """
-import numpy as np
-import torch
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from autograder.paths import ensure_provided_importable
-from judges import (finetune_inputs, judge_finetune, judge_global, judge_iterative, judge_prune,
-                    judge_sparsity, prune_inputs)
+from judges import (judge_finetune, judge_global, judge_iterative, judge_prune, judge_sparsity,
+                    lab2_values, resnet_weights)
 
 GROUP = "visible"
 
 
 def pruned(probe, expected):
-    cases = expected("lab2_prune")
-    return cases, probe(f"{GROUP}-lab2-prune", "lab2.prune", prune_inputs(cases))["results"]
+    __tracebackhide__ = True
+    return expected("lab2_prune"), lab2_values(probe, expected, "prune", GROUP)["results"]
 
 
 @number("3.2.1")
@@ -35,7 +32,8 @@ def test_prune_conv(probe, expected):
 @visibility("visible")
 @tags("lab2", "pruning")
 def test_prune_linear(probe, expected):
-    """prune_by_percentage on a random Linear (10x32) at q = 60: the same properties."""
+    """prune_by_percentage on a random Linear (10x32) with a bias at q = 60: the same
+    properties, and the bias is untouched."""
     cases, results = pruned(probe, expected)
     judge_prune(cases[1], results[1])
 
@@ -45,16 +43,15 @@ def test_prune_linear(probe, expected):
 @tags("lab2", "sparsity")
 def test_layer_sparsity(probe, expected):
     """layer_sparsity on layers with 0 zeros, all zeros and 37 of 100 zeros."""
-    cases = expected("lab2_sparsity")
-    values = probe(f"{GROUP}-lab2-sparsity", "lab2.sparsity",
-                   {"weights": [c["weight"] for c in cases]})["values"]
-    judge_sparsity(cases, values)
+    values = lab2_values(probe, expected, "sparsity", GROUP)["values"]
+    judge_sparsity(expected("lab2_sparsity"), values)
 
 
 def finetuned(probe, expected, prune):
     """One sandbox call runs both finetunes (prune=True and prune=False) of the fixture."""
+    __tracebackhide__ = True
     case = expected("lab2_finetune")[0]
-    reports = probe(f"{GROUP}-lab2-finetune", "lab2.finetune_both", finetune_inputs(case))
+    reports = lab2_values(probe, expected, "finetune", GROUP)
     return dict(case, prune=prune), reports["prune" if prune else "no_prune"]
 
 
@@ -82,21 +79,8 @@ def test_finetune_without_prune_trains(probe, expected):
 @tags("lab2", "iterative")
 def test_iterative_schedule(probe, expected):
     """iterative_prune_percentage(epoch) for epochs 0..9 is 8 (epoch + 1)."""
-    cases = expected("lab2_iterative")
-    values = probe(f"{GROUP}-lab2-iterative", "lab2.iterative",
-                   {"epochs": [c["epoch"] for c in cases]})["values"]
-    judge_iterative(cases, values)
-
-
-def resnet_weights(seed: int) -> dict[str, np.ndarray]:
-    """The weights of every Conv2d/Linear of a ResNet-20 initialised under ``seed`` (the
-    provided code, in the trusted process: the probe builds the same network)."""
-    ensure_provided_importable()
-    from hw4.resnet import ResNetCIFAR
-    torch.manual_seed(seed)
-    net = ResNetCIFAR(num_layers=20)
-    return {name: m.weight.detach().numpy().copy() for name, m in net.named_modules()
-            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+    values = lab2_values(probe, expected, "iterative", GROUP)["values"]
+    judge_iterative(expected("lab2_iterative"), values)
 
 
 @number("3.5.1")
@@ -107,6 +91,5 @@ def test_global_prune(probe, expected):
     threshold across the 20 prunable layers, id_mapping layers untouched, kept weights
     unchanged, and the total fraction within one element per layer of q."""
     case = expected("lab2_global")[0]
-    report = probe(f"{GROUP}-lab2-global", "lab2.global_prune",
-                   {"seed": case["seed"], "q": case["q"]}, timeout=60.0)
-    judge_global(resnet_weights(case["seed"]), report, q=case["q"])
+    report = lab2_values(probe, expected, "global", GROUP)
+    judge_global(resnet_weights(case), report, q=case["q"])

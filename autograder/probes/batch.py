@@ -1,0 +1,63 @@
+"""Child-side probe that answers several probe calls in one sandbox child, each outcome as data.
+
+A forked child costs tens of milliseconds of CPU (fork and exit of a process that holds torch),
+and a grade asks about thirty questions. ``batch.run`` answers one lab's questions in one child.
+
+Isolation inside the batch, as far as one process allows:
+- before each sub-call the student modules are dropped from ``sys.modules``, so each sub-call
+  imports them afresh (module globals start clean, as in a fresh child);
+- the process-wide settings student code commonly changes (grad mode, default dtype, thread
+  count, working directory, the seeds of random, NumPy and torch) are put back as they were;
+- a sub-call that raises is reported as its error, never propagated: one function's exception
+  costs only the tests that asked about that function.
+A sub-call that ends, crashes or hangs the process fails the whole batch; the trusted side then
+asks each question again in its own child (``tests/grading/conftest.py``), so the failure is
+charged to the function that caused it.
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+
+from autograder import probes
+from autograder.errors import GraderError
+
+
+def _fresh_state(cwd: str, threads: int, seed: int) -> None:
+    """Undo what the previous sub-call may have left: student modules, torch and NumPy state."""
+    for name in probes.STUDENT_MODULES:
+        sys.modules.pop(name, None)
+    torch.set_grad_enabled(True)
+    torch.set_default_dtype(torch.float32)
+    torch.set_num_threads(threads)
+    os.chdir(cwd)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run(inputs: dict) -> dict:
+    """Run each ``{"probe": name, "inputs": {...}}`` of ``inputs["calls"]`` in order.
+
+    Returns ``{"results": [...]}``, one per call: ``{"ok": True, "values": {...}}`` or
+    ``{"ok": False, "error": {"kind", "message", "details"}}`` with the kinds and messages the
+    sandbox gives a call that raises (``autograder.sandbox.child.classify``). Nested batches
+    are refused (GraderError).
+    """
+    from autograder.sandbox.child import classify
+
+    cwd, threads, seed = os.getcwd(), torch.get_num_threads(), int(inputs.get("seed", 0))
+    results = []
+    for call in inputs["calls"]:
+        if call["probe"].startswith("batch."):
+            raise GraderError("batch.run does not nest")
+        _fresh_state(cwd, threads, seed)
+        try:
+            results.append({"ok": True, "values": probes.run_probe(call["probe"], call["inputs"])})
+        except BaseException as error:  # reported as data; SystemExit too, see the docstring
+            results.append(classify(error, probes.device()))
+    return {"results": results}
