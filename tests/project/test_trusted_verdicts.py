@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from autograder import fixtures
-from autograder.checks import WrongAnswer
+from autograder.checks import HINTS, WrongAnswer
 from autograder.errors import NoResult, StudentException
 from autograder.paths import GRADING_TESTS_DIR, REFERENCE_DIR, SUBMISSION_FILES
 from autograder.sandbox import Sandbox
@@ -190,3 +190,36 @@ def test_the_return_value_is_judged_from_its_reported_type_and_shape(returned, o
     else:
         with pytest.raises(WrongAnswer, match="return None"):
             judges.judge_prune(case, prune_report(case, returned=returned))
+
+
+def step_results(step, cases, value_of):
+    """Probe reports of a step that returned ``value_of(case)`` and left its inputs alone."""
+    names = judges.LAB1_ARGS[step]
+    return [{"own": {"type": "numpy.ndarray", "value": value_of(case), "aliased": [],
+                     "after": judges.lab1_args(case, names)["args"]}, "helpers": None}
+            for case in cases]
+
+
+@pytest.mark.parametrize("group", ["visible", "hidden"])
+@pytest.mark.parametrize("step", ["gd_step", "projected_gd_step", "subgradient_l1_step",
+                                  "proximal_l1_step", "trimmed_l1_step"])
+def test_a_per_sample_step_fails_with_the_per_sample_hint(step, group):
+    cases = fixtures.load(f"lab1_{step}", group)
+    results = step_results(step, cases, lambda case: case["variants"]["per_sample"])
+    with pytest.raises(WrongAnswer) as caught:
+        judges.judge_lab1(step, cases, results, names=judges.LAB1_ARGS[step],
+                          hidden=group == "hidden")
+    text = str(caught.value)
+    assert HINTS["per_sample"] in text
+    assert f"input 1 of {len(cases)}" in text
+    assert ("Input:" in text) == (group == "visible")
+
+
+def test_a_correct_step_passes_and_a_changed_input_is_named():
+    cases = fixtures.load("lab1_gd_step", "visible")
+    judges.judge_lab1("gd_step", cases, step_results("gd_step", cases, lambda c: c["expected"]),
+                      names=judges.LAB1_ARGS["gd_step"])
+    results = step_results("gd_step", cases, lambda c: c["expected"])
+    results[1]["own"]["after"][2] = results[1]["own"]["after"][2] + 1.0  # Y changed
+    with pytest.raises(WrongAnswer, match=r"\(on input 2 of 3\) modified its input\(s\) `Y`"):
+        judges.judge_lab1("gd_step", cases, results, names=judges.LAB1_ARGS["gd_step"])
