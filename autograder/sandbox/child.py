@@ -42,12 +42,14 @@ class Setup:
     account: object  # pwd.struct_passwd when root, else None
     memory_base: int
     secrets: list | None = None  # real paths each child covers in its mount namespace; None: no mounts
+    needed: tuple = ()  # real paths a child reads (engine, provided code, Python), kept visible
 
     def confine(self, call_dir: Path | None) -> None:
         """As root, before the privilege drop: the private mount namespace, when in use."""
         if self.secrets is None:
             return
-        keep = {os.path.realpath(self.submission_dir): True}
+        keep = {path: True for path in self.needed}
+        keep[os.path.realpath(self.submission_dir)] = True
         if call_dir is not None:
             keep[os.path.realpath(call_dir)] = False
         mounts.hide_in_child(self.secrets, keep=keep, tmp_bytes=self.limits.tmp_bytes)

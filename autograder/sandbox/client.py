@@ -209,7 +209,8 @@ class Sandbox:
                   "submission_dir": str(self._base / "submission"), "limits": asdict(self.limits)}
         if self._account is not None:  # as root: what each child hides, and how to check it
             hidden = secrets.secret_paths(provided_dir=self.provided_dir, extra=[self._base])
-            config.update(secrets=hidden, canaries=secrets.canaries(hidden))
+            config.update(secrets=hidden, canaries=secrets.canaries(hidden),
+                          needed=secrets.needed_paths(self.provided_dir))
         self._zygote = _Zygote(config, _zygote_env(self.device), self._base / "zygote.log", self._base)
         if wait:
             self._zygote.wait_ready()

@@ -81,7 +81,8 @@ def hide_in_child(secrets: list[str], *, keep: dict[str, bool], tmp_bytes: int) 
 
     ``secrets``: absolute real paths to cover (folders or files; missing ones are skipped).
     ``keep``: {absolute real path: read-only?} of folders the call needs even where they lie
-    under a secret or a temporary folder; they are bind-mounted back. Must run before any
+    under a secret or a temporary folder (the call dir, the submission, an engine or a Python
+    unpacked under /tmp); they are bind-mounted back, outermost first. Must run before any
     other thread exists (a forked child), with cwd outside the paths it covers.
     """
     unshare_mounts()
@@ -105,9 +106,12 @@ def hide_in_child(secrets: list[str], *, keep: dict[str, bool], tmp_bytes: int) 
             else:
                 mount("/dev/null", secret, None, MS_BIND)
             covered.append(secret)
-        for path, read_only in keep.items():
-            if not any(_is_under(path, folder) and path != folder for folder in covered):
-                continue  # still visible where it is
+        restored: list[str] = []
+        for path, read_only in sorted(keep.items(), key=lambda item: len(item[0])):
+            if any(_is_under(path, folder) for folder in restored) or \
+                    not any(_is_under(path, folder) and path != folder for folder in covered):
+                continue  # still visible where it is, or already inside a folder put back
+            restored.append(path)
             _make_mountpoint(path, is_dir=True)
             mount(f"/proc/self/fd/{handles[path]}", path, None, MS_BIND)
             if read_only:

@@ -24,6 +24,7 @@ from pathlib import Path
 from autograder import paths
 
 _KEPT_FIXTURES = ("embedded",)
+HIDE_ENV = "HW4_SANDBOX_HIDE"
 _registered: list[str] = []
 
 
@@ -36,7 +37,10 @@ def hide_also(*extra) -> None:
 
 
 def registered() -> list[str]:
-    return list(_registered)
+    """The paths given to ``hide_also``, then those of ``$HW4_SANDBOX_HIDE`` (os.pathsep-separated:
+    staff can hide more of a machine, e.g. another checkout of the engine)."""
+    from_env = [os.path.realpath(path) for path in os.environ.get(HIDE_ENV, "").split(os.pathsep) if path]
+    return _registered + [path for path in from_env if path not in _registered]
 
 
 def _top_entry(path: str, root: str) -> str | None:
@@ -48,8 +52,9 @@ def _top_entry(path: str, root: str) -> str | None:
 
 
 def needed_paths(provided_dir: Path | str = paths.PROVIDED_DIR) -> list[str]:
-    """Real paths a sandboxed call reads: the engine package, the provided code, the embedded
-    fixtures and the Python installation (prefixes and import path)."""
+    """Real paths of the folders a sandboxed call reads (those that exist): the engine package,
+    the provided code, the embedded fixtures and the Python installation (prefixes, stdlib,
+    site-packages)."""
     # What the zygote (``python -I``: no cwd, no PYTHONPATH) imports from; never this process's
     # own sys.path, which may hold the tests' folders.
     python = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable)}
@@ -57,7 +62,7 @@ def needed_paths(provided_dir: Path | str = paths.PROVIDED_DIR) -> list[str]:
                if key in ("stdlib", "platstdlib", "purelib", "platlib")}
     needed = [paths.ROOT / "autograder", Path(provided_dir) / "hw4",
               *(paths.FIXTURES_DIR / name for name in _KEPT_FIXTURES), *python]
-    return sorted({os.path.realpath(path) for path in needed})
+    return sorted({os.path.realpath(path) for path in needed if os.path.isdir(path)})
 
 
 def secret_paths(*, root: Path | str = paths.ROOT, provided_dir: Path | str = paths.PROVIDED_DIR,
@@ -75,11 +80,10 @@ def secret_paths(*, root: Path | str = paths.ROOT, provided_dir: Path | str = pa
     if os.path.isdir(fixtures) and _top_entry(fixtures, root) in kept:
         hidden += [os.path.join(fixtures, name) for name in sorted(os.listdir(fixtures))
                    if name not in _KEPT_FIXTURES]
-    hidden += [os.path.realpath(path) for path in (*_registered, *extra)]
-    # A needed path never hides below a secret: drop secrets that would cover one.
-    hidden = [secret for secret in hidden
-              if not any(need == secret or need.startswith(secret + os.sep) for need in needed)]
-    return sorted({path for path in hidden if os.path.lexists(path)})
+    hidden += [os.path.realpath(path) for path in (*registered(), *extra)]
+    # A registered secret may hold a needed path (a checkout holding the Python in use): the
+    # mount namespace puts the needed path back; the permission fallback leaves it alone.
+    return sorted({path for path in hidden if os.path.lexists(path) and path not in needed})
 
 
 def canaries(secrets: list[str], *, root: Path | str = paths.ROOT) -> list[str]:
@@ -117,10 +121,13 @@ def readable(candidates: list[str]) -> list[str]:
 def restrict_permissions(secrets: list[str]) -> None:
     """Make ``secrets`` unreadable to others (chmod -R o-rwx, links left alone); idempotent.
 
-    The fallback where the platform refuses mount namespaces; root keeps full access.
+    The fallback where the platform refuses mount namespaces; root keeps full access. A secret
+    that holds a needed path (see ``needed_paths``) is left alone: closing it would lock the
+    sandbox user out of Python; the self-check then reports what stays readable.
     """
+    needed = needed_paths()
     for secret in secrets:
-        if os.path.islink(secret):
+        if os.path.islink(secret) or any(need.startswith(secret + os.sep) for need in needed):
             continue
         _restrict(secret)
         if os.path.isdir(secret):

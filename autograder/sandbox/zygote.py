@@ -5,7 +5,8 @@ JSON lines, requests on stdin and replies on stdout; everything the zygote itsel
 stderr, the sandbox's log.
 
 1. The client sends a config: ``{"provided_dir", "root_dir", "submission_dir", "limits": {...},
-   "secrets": [paths each child hides], "canaries": [files the self-check must fail to read]}``.
+   "secrets": [paths each child hides], "needed": [paths it must still see, e.g. an engine
+   unpacked under /tmp], "canaries": [files the self-check must fail to read]}``.
 2. The zygote confines itself where it can (network namespace, subreaper), imports numpy, torch,
    ``hw4`` and the probe modules (no student code, and no torch op, so forking stays safe). As
    root it then runs a self-check: a child confined like a call (private mount namespace, or
@@ -92,7 +93,8 @@ def _start(config: dict):
     setup = child.Setup(submission_dir=Path(config["submission_dir"]),
                         provided_dir=Path(config["provided_dir"]),
                         root_dir=Path(config["root_dir"]), limits=limit_values,
-                        account=account, memory_base=limits.data_in_use())
+                        account=account, memory_base=limits.data_in_use(),
+                        needed=tuple(config.get("needed", ())))
     if root:
         capabilities.update(_check_confinement(setup, config, limit_values))
     return setup, capabilities

@@ -20,11 +20,15 @@ from autograder.errors import (Crashed, GraderError, ImportFailed, InvalidOutput
                                StudentException, TimedOut)
 from autograder.probes import plain
 from autograder.sandbox import Limits, Sandbox
+from autograder.sandbox import limits as limits_module
+from autograder.sandbox import mounts, secrets
 from autograder.sandbox.limits import MiB, ensure_sandbox_user, is_root
 
 ROOT = is_root()
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root (sandbox user, kill by uid, namespaces)")
-LIMITS = Limits(memory=512 * MiB, max_output=10_000)
+LIMITS = Limits(memory=512 * MiB, max_output=10_000, tmp_bytes=16 * MiB)
+MOUNTS = ROOT and mounts.available()
+needs_mounts = pytest.mark.skipif(not MOUNTS, reason="needs root and mount namespaces (CAP_SYS_ADMIN)")
 
 LAB1 = '''
 import ctypes, os, signal, sys, time
@@ -98,6 +102,29 @@ def pollute():
 def use_cuda():
     return torch.zeros(1).cuda()
 
+def peek(path):
+    """What this process can see of ``path``: its listing or its first bytes, or the error."""
+    try:
+        if os.path.isdir(path):
+            return "listed " + ",".join(sorted(os.listdir(path)))
+        with open(path, "rb") as handle:
+            return "read " + handle.read(64).decode(errors="replace")
+    except OSError as error:
+        return f"refused {type(error).__name__}"
+
+def fill_tmp(megabytes):
+    """Write up to ``megabytes`` MiB into /tmp; how many it could write."""
+    written = 0
+    try:
+        with open("/tmp/hw4-test-fill.bin", "wb") as handle:
+            for _ in range(megabytes):
+                handle.write(b"0" * (1 << 20))
+                handle.flush()
+                written += 1
+    except OSError:
+        pass
+    return written
+
 def detached_grandchild():
     read_end, write_end = os.pipe()
     if os.fork() == 0:
@@ -124,12 +151,28 @@ def submission(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sandbox(submission):
+def grader_secret():
+    """A world-readable folder of the grader's (like the results folder), registered as secret."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    folder = Path(tempfile.mkdtemp(prefix="hw4-test-results-"))
+    os.chmod(folder, 0o755)
+    (folder / "results.json").write_text('{"score": "grader-only"}')
+    os.chmod(folder / "results.json", 0o644)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sandbox(submission, grader_secret):
     if ROOT:
         ensure_sandbox_user(LIMITS.user)
-    with Sandbox(submission, limits=LIMITS) as sandbox:
-        sandbox.start()
-        yield sandbox
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(secrets.HIDE_ENV, str(grader_secret))
+        with Sandbox(submission, limits=LIMITS) as sandbox:
+            sandbox.start()
+            yield sandbox
 
 
 def call(sandbox, fn, *args, timeout=10.0, **inputs):
@@ -367,3 +410,91 @@ def test_kill_all_kills_every_process_of_the_sandbox_user(sandbox):
 def test_missing_sandbox_user_is_a_grader_error_not_root(submission):
     with pytest.raises(GraderError, match="does not exist"):
         Sandbox(submission, limits=Limits(user="hw4-no-such-user")).start()
+
+
+@needs_root
+def test_capabilities_say_how_secrets_are_hidden(sandbox):
+    capabilities = sandbox.capabilities
+    assert capabilities["secrets_hidden_by"] == ("mount namespace" if MOUNTS else "file permissions")
+    assert capabilities["private_tmp"] is MOUNTS
+    assert "unreadable as hw4sandbox" in capabilities["secret_check"]
+
+
+def test_without_root_capabilities_say_there_are_no_secrets(sandbox):
+    if ROOT:
+        pytest.skip("runs without root only")
+    assert sandbox.capabilities["secrets_hidden_by"].startswith("none needed")
+
+
+@needs_mounts
+def test_secrets_are_not_there_for_the_child(sandbox, grader_secret):
+    from autograder import paths
+    hidden_test = sorted((paths.GRADING_TESTS_DIR / "hidden").glob("*.py"))[0]
+    for secret in (paths.REFERENCE_DIR / "answers.py", hidden_test, paths.REFERENCE_DIR,
+                   grader_secret, grader_secret / "results.json", sandbox._base):
+        seen = call(sandbox, "peek", str(secret), raw=True).values["value"]
+        assert seen.startswith("refused"), f"{secret}: {seen}"
+    assert call(sandbox, "peek", str(paths.RUBRIC_PATH), raw=True).values["value"] == "read "
+    # what the call needs stays: the provided code, the engine, its own submission copy
+    assert "resnet.py" in call(sandbox, "peek", str(paths.PROVIDED_DIR / "hw4"), raw=True).values["value"]
+    assert "lab1.py" in call(sandbox, "peek", str(sandbox._base / "submission"), raw=True).values["value"]
+
+
+@needs_mounts
+def test_private_tmp_is_capped_and_gone_after_the_call(sandbox):
+    written = call(sandbox, "fill_tmp", 64, raw=True).values["value"]
+    assert 0 < written < 64  # the 16 MiB tmpfs is full long before 64 MiB
+    assert not os.path.exists("/tmp/hw4-test-fill.bin")
+    assert call(sandbox, "peek", "/tmp", raw=True).values["value"].startswith("listed")
+
+
+@needs_root
+def test_readable_secrets_stop_the_sandbox_with_a_staff_message(submission, grader_secret, monkeypatch):
+    """Without the mount namespace (forced here), secrets are hidden by permissions only: a
+    world-readable one must stop the grade, named in the message."""
+    monkeypatch.setenv(secrets.HIDE_ENV, str(grader_secret))
+    refused = Sandbox(submission, limits=Limits(mount_namespace=False))
+    try:
+        with pytest.raises(GraderError, match="can read secrets") as caught:
+            refused.start()
+    finally:
+        refused.close()
+    assert str(grader_secret) in str(caught.value)
+
+
+def test_restrict_permissions_closes_others_out_and_leaves_links(tmp_path):
+    secret = tmp_path / "secret"
+    (secret / "hidden").mkdir(parents=True)
+    (secret / "hidden" / "key.py").write_text("KEY = 1\n")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("public\n")
+    os.chmod(outside, 0o644)
+    os.symlink(outside, secret / "link")
+    for _ in range(2):  # idempotent
+        secrets.restrict_permissions([str(secret)])
+        for path in (secret, secret / "hidden", secret / "hidden" / "key.py"):
+            assert os.stat(path).st_mode & 0o007 == 0
+    assert os.stat(outside).st_mode & 0o777 == 0o644
+
+
+def test_secret_paths_keep_what_the_child_needs():
+    from autograder import paths
+    hidden = secrets.secret_paths()
+    assert str(paths.REFERENCE_DIR) in hidden and str(paths.TESTS_DIR) in hidden
+    for needed in secrets.needed_paths():
+        assert not any(needed == secret or needed.startswith(secret + os.sep) for secret in hidden
+                       if secret.startswith(str(paths.ROOT)))
+    assert str(paths.ROOT / "autograder") not in hidden
+
+
+@needs_root
+def test_calls_clean_up_their_own_processes_without_a_uid_sweep(sandbox, monkeypatch):
+    """The zygote is a subreaper: a call that leaves a detached grandchild is cleaned up without
+    sweeping the sandbox user, which would kill other grades' calls on this machine."""
+    if not sandbox.capabilities["kill_orphans"]:
+        pytest.skip("no subreaper on this platform")
+    sweeps = []
+    monkeypatch.setattr(limits_module, "kill_uid", lambda uid, **kw: sweeps.append(uid) or 0)
+    pid = int(call(sandbox, "detached_grandchild").values["value"])
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert sweeps == []
