@@ -3,7 +3,13 @@
 Each ``judge_*`` takes the fixture cases and what the probe reported, and raises
 ``autograder.checks.WrongAnswer`` with a student-facing message on the first wrong case.
 ``hidden=True`` keeps inputs and values out of the messages. No solution code lives here:
-expected values come from the fixtures, properties are checked from data.
+expected values come from the fixtures, properties are checked from data. Every comparison is
+made here, in the trusted process: the probes only report facts (the inputs as a call left
+them, what it returned), which student code cannot turn into a verdict.
+
+``lab1_calls`` / ``lab2_calls`` / ``lab3_calls`` list a group's probe calls by cache key; the
+``*_values`` helpers prefetch them as one batch (one sandbox child per lab and group) and
+return one call's values.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import functools
 import numpy as np
 
 from autograder.checks import (HINTS, WrongAnswer, as_real, check_array, check_form,
-                               check_pruned, check_scalar, fail, inline, recognise, show, subject)
+                               check_pruned, check_scalar, fail, recognise, show, subject)
 
 # Lab 1 tolerances. Inputs are float64 and so is the reference, but a student may compute in
 # float32 or through torch. One step is a handful of operations (X @ W over <= 8 terms, a
