@@ -73,7 +73,8 @@ class ProbeCache:
         pending = {key: Call(*call) for key, call in calls.items() if key not in self.outcomes}
         if len(pending) < 2:
             return  # a single call gains nothing from a batch; __call__ will ask it
-        batch = {"calls": [{"probe": call.name, "inputs": call.inputs} for call in pending.values()]}
+        batch = {"calls": [{"probe": call.name, "inputs": call.inputs}
+                           for call in pending.values()]}
         try:
             # A batch that works takes well under a second; a hung sub-call costs this limit
             # once, then its own limit again when asked alone.

@@ -193,7 +193,8 @@ def _scalar_ratio_hints(expected: float, got, *, rows: int) -> list[str]:
 def judge_trajectory(case: dict, result: dict, *, hidden: bool = False) -> None:
     """The final W after ``steps`` steps from W0 matches the reference's (either run)."""
     name = f"{case['fn']} iterated {case['steps']} times from W0"
-    context = lab1_context(case, ("X", "Y", "W0", "lr")) + f"\nextra arguments = {show(case['extra'])}"
+    context = (lab1_context(case, ("X", "Y", "W0", "lr"))
+               + f"\nextra arguments = {show(case['extra'])}")
     candidates = [result.get("own"), result.get("helpers")]
     errors = []
     for got in candidates:
@@ -319,7 +320,8 @@ def lab2_calls(expected, group: str) -> dict[str, tuple]:
         f"{group}-lab2-finetune": ("lab2.finetune_both", finetune_inputs(finetune)),
         f"{group}-lab2-iterative": ("lab2.iterative",
                                     {"epochs": [c["epoch"] for c in expected("lab2_iterative")]}),
-        f"{group}-lab2-global": ("lab2.global_prune", global_inputs(expected("lab2_global")[0]), 60.0),
+        f"{group}-lab2-global": ("lab2.global_prune", global_inputs(expected("lab2_global")[0]),
+                                 60.0),  # ResNet-20 on a slow machine
     }
 
 
@@ -464,7 +466,8 @@ def lab3_calls(expected, group: str) -> dict[str, tuple]:
 
 
 def lab3_results(probe, expected, fixture: str, group: str) -> list[tuple[dict, dict]]:
-    """(case, report) pairs of one Lab 3 fixture, from the group's batch."""
+    """(case, report) pairs of one Lab 3 fixture, from the group's batch; each case carries
+    ``"which"`` ("input 2 of 3"), the input's name in messages."""
     __tracebackhide__ = True
     calls = lab3_calls(expected, group)
     probe.prefetch(calls)
@@ -476,7 +479,8 @@ def lab3_results(probe, expected, fixture: str, group: str) -> list[tuple[dict, 
         key, first = f"{group}-lab3-{fixture[len('lab3_'):].replace('_', '-')}", 0
     results = probe(key, *calls[key])["results"]
     cases = expected(fixture)
-    return list(zip(cases, results[first:first + len(cases)]))
+    return [(dict(case, which=which_input(i, len(cases), hidden=group == "hidden")), report)
+            for i, (case, report) in enumerate(zip(cases, results[first:first + len(cases)]))]
 
 
 def ste_context(case: dict) -> str:
@@ -485,19 +489,17 @@ def ste_context(case: dict) -> str:
 
 
 def _ste_output(case: dict, report: dict, *, hidden: bool) -> np.ndarray:
-    context = ste_context(case)
+    context, who = ste_context(case), subject("STE.forward", case["which"])
     w, after = case["w"], report["w_after"]
     if type(after) is not np.ndarray or after.shape != w.shape or not np.array_equal(after, w):
-        fail("**STE.forward** modified w in place; return a new tensor and leave w unchanged "
-             "(the network keeps training the full-precision weights).",
-             context=context, hidden=hidden)
+        fail(f"{who} modified w in place; return a new tensor and leave w unchanged (the "
+             "network keeps training the full-precision weights).", context=context, hidden=hidden)
     if not report["type"].startswith("torch.") or report["out"] is None:
-        fail(f"**STE.forward** should return a torch.Tensor, but returned `{report['type']}`.",
+        fail(f"{who} should return a torch.Tensor, but returned `{report['type']}`.",
              context=context, hidden=hidden)
-    if report["dtype"] != str(case["w"].dtype):
-        fail(f"**STE.forward** returned dtype {report['dtype']} for a {case['w'].dtype} w; keep "
-             "w's dtype (a float64 result breaks the network's float32 layers).",
-             context=context, hidden=hidden)
+    if report["dtype"] != str(w.dtype):
+        fail(f"{who} returned dtype {report['dtype']} for a {w.dtype} w; keep w's dtype (a "
+             "float64 result breaks the network's float32 layers).", context=context, hidden=hidden)
     return report["out"]
 
 
@@ -515,10 +517,12 @@ def _matches(expected, got, near_tie, tol, level) -> np.ndarray:
 
 def judge_ste_grid(case: dict, report: dict, *, hidden: bool = False) -> None:
     """Levels <= 2**bit, min and max preserved, error <= alpha / (2 (2**bit - 1)), and the
-    reference's grid (one level of slack at exact rounding ties)."""
+    reference's grid (one level of slack at exact rounding ties). ``case["which"]`` names the
+    input in messages (see ``lab3_results``)."""
     got = _ste_output(case, report, hidden=hidden)
-    w, bit, context = case["w"], case["bit"], ste_context(case)
-    check_form("STE.forward", case["expected"], got, context=context, hidden=hidden)
+    w, bit, context, which = case["w"], case["bit"], ste_context(case), case["which"]
+    who = subject("STE.forward", which)
+    check_form("STE.forward", case["expected"], got, context=context, which=which, hidden=hidden)
     tol = ste_tolerance(w)
     alpha = float(w.max()) - float(w.min())
     level = alpha / (2 ** bit - 1)
@@ -526,35 +530,38 @@ def judge_ste_grid(case: dict, report: dict, *, hidden: bool = False) -> None:
     levels = np.unique(got)
     distinct = 1 + int((np.diff(levels) > tol).sum()) if levels.size else 0
     if distinct > 2 ** bit:
-        fail(f"**STE.forward** produced {distinct} distinct values; {bit} bits allow at most "
-             f"{2 ** bit}.", context=context, hidden=hidden, hints=hints)
+        fail(f"{who} produced {distinct} distinct values; {bit} bits allow at most {2 ** bit}.",
+             context=context, hidden=hidden, hints=hints)
     for label, want, have in (("min", w.min(), got.min()), ("max", w.max(), got.max())):
         if abs(float(want) - float(have)) > tol:
-            fail(f"**STE.forward** did not preserve the {label} of w.", context=context,
-                 hidden=hidden, hints=hints,
-                 details=f"- expected {label} {float(want):.8g}, got {float(have):.8g}")
-    worst = float(np.max(np.abs(got.astype(np.float64) - w)))
-    if worst > level / 2 + tol:
-        fail(f"**STE.forward**'s quantization error {worst:.4g} exceeds half a level, "
-             f"alpha / (2 (2**bit - 1)) = {level / 2:.4g}.", context=context, hidden=hidden,
-             hints=hints)
+            fail(f"{who} did not preserve the {label} of w.", context=context, hidden=hidden,
+                 hints=hints, details=f"- expected {label} `{float(want):.8g}`, got "
+                                      f"`{float(have):.8g}`")
+    error = np.abs(got.astype(np.float64) - w)
+    if error.max() > level / 2 + tol:
+        worst = tuple(int(i) for i in np.unravel_index(np.argmax(error), error.shape))
+        fail(f"{who}: its quantization error {error.max():.4g} exceeds half a level, "
+             f"alpha / (2 (2**bit - 1)) = {level / 2:.4g}; {int((error > level / 2 + tol).sum())} "
+             f"of {error.size} elements do.", context=context, hidden=hidden, hints=hints,
+             details=f"- worst element at index {worst}: w `{float(w[worst]):.8g}`, got "
+                     f"`{float(got[worst]):.8g}`, expected `{float(case['expected'][worst]):.8g}`")
     ok = _matches(case["expected"], got, case["near_tie"], tol, level)
     if not ok.all():
         check_array("STE.forward", case["expected"], got, rtol=0.0, atol=tol, context=context,
-                    hidden=hidden, hints=hints)
+                    which=which, hidden=hidden, hints=hints)
 
 
 def judge_ste_keep_zeros(case: dict, report: dict, *, hidden: bool = False) -> None:
     """Zeros stay exactly 0; the others lie on the grid of either accepted convention."""
     got = _ste_output(case, report, hidden=hidden)
-    w, context = case["w"], ste_context(case)
-    check_form("STE.forward", case["expected"], got, context=context, hidden=hidden)
+    w, context, which = case["w"], ste_context(case), case["which"]
+    check_form("STE.forward", case["expected"], got, context=context, which=which, hidden=hidden)
     hints = recognise(got, variants=case.get("variants", {}), atol=ste_tolerance(w))
     zeros = w == 0
     if (got[zeros] != 0).any():
-        fail(f"**STE.forward** with keep_zeros=True turned {int((got[zeros] != 0).sum())} "
-             "pruned zero(s) into nonzero values; zeros must stay exactly 0.",
-             context=context, hidden=hidden, hints=hints)
+        fail(f"{subject('STE.forward', which)} with keep_zeros=True turned "
+             f"{int((got[zeros] != 0).sum())} pruned zero(s) into nonzero values; zeros must "
+             "stay exactly 0.", context=context, hidden=hidden, hints=hints)
     tol = ste_tolerance(w)
     for expected in (case["expected"], case["expected_nonzero"]):
         error = np.abs(got.astype(np.float64) - expected)
@@ -562,26 +569,26 @@ def judge_ste_keep_zeros(case: dict, report: dict, *, hidden: bool = False) -> N
         if (error[~zeros] <= tol).all():
             return
     check_array("STE.forward (keep_zeros=True)", case["expected"], got, rtol=0.0, atol=tol,
-                context=context, hidden=hidden, hints=hints)
+                context=context, which=which, hidden=hidden, hints=hints)
 
 
 def judge_ste_special(case: dict, report: dict, *, hidden: bool = False) -> None:
     got = _ste_output(case, report, hidden=hidden)
     if case.get("bit") is None:
         check_array("STE.forward with bit=None", case["w"], got, rtol=0.0, atol=0.0,
-                    context=ste_context(case), hidden=hidden)
+                    context=ste_context(case), which=case["which"], hidden=hidden)
     else:
         check_array("STE.forward with bit=0", np.zeros_like(case["w"]), got, rtol=0.0, atol=0.0,
-                    context=ste_context(case), hidden=hidden)
+                    context=ste_context(case), which=case["which"], hidden=hidden)
 
 
 def judge_ste_grad(case: dict, report: dict, *, hidden: bool = False) -> None:
     """The straight-through estimator: dL/dw is exactly the upstream gradient."""
     context = ste_context(case)
     if report["grad"] is None:
-        fail("**STE.backward** produced no gradient for w: the straight-through estimator "
-             "returns the upstream gradient unchanged.", context=context, hidden=hidden,
-             hints=[HINTS["no_pass_through"]])
+        fail(f"{subject('STE.backward', case['which'])} produced no gradient for w: the "
+             "straight-through estimator returns the upstream gradient unchanged.",
+             context=context, hidden=hidden, hints=[HINTS["no_pass_through"]])
     check_array("the gradient w.r.t. w through STE", case["grad"], report["grad"], rtol=0.0,
-                atol=0.0, context=context, hidden=hidden,
+                atol=0.0, context=context, which=case["which"], hidden=hidden,
                 hints=[HINTS["no_pass_through"]])
