@@ -244,6 +244,22 @@ def _test_folders(item: pytest.Item, rootpath: Path) -> tuple[str, ...]:
     return parts
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config):
+    """Leave unimported the test folders this run does not grade: a unit-stage grade never
+    imports the training stage's modules (which pull torch into the grading process), and a
+    visible-only run never imports hidden ones. Deselection still guards the test level."""
+    state = config.stash.get(STATE, None)
+    parts = collection_path.parts
+    if state is None or "grading" not in parts or not collection_path.is_dir():
+        return None
+    below = parts[len(parts) - parts[::-1].index("grading"):]
+    stage = "train" if "train" in below else "unit"
+    if below and (stage not in state.options.stages()
+                  or ("hidden" in below and "hidden" not in state.options.groups())):
+        return True
+    return None
+
+
 def _find(obj, attribute: str):
     """``attribute`` on the test function or any function it wraps (decorators stack)."""
     seen = 0
@@ -552,6 +568,6 @@ def _student_text(meta: TestMeta, verdict: dict, passed: bool, score: float) -> 
         if kind == "passed":  # partial credit on a passing call
             return partial.strip()
         return partial + "This hidden test failed; its inputs are not shown."
-    if kind == "failed":
+    if kind == "failed" and not verdict.get("safe"):  # raw assertion text: keep it verbatim
         return partial + "```\n" + message + "\n```"
     return partial + message
