@@ -499,3 +499,37 @@ def test_calls_clean_up_their_own_processes_without_a_uid_sweep(sandbox, monkeyp
     pid = int(call(sandbox, "detached_grandchild").values["value"])
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert sweeps == []
+
+
+@needs_root
+def test_python_check_names_the_folder_that_locks_the_sandbox_user_out(tmp_path):
+    """The zygote's self-check, as the sandbox user, on a module file behind a root-only folder."""
+    import json
+    import pwd
+    import tempfile
+    from autograder.sandbox import child
+    account = ensure_sandbox_user(LIMITS.user)
+    locked = tempfile.mkdtemp(prefix="hw4-test-locked-")  # 0700, root's
+    try:
+        os.makedirs(os.path.join(locked, "pkg"))
+        module_file = os.path.join(locked, "pkg", "__init__.py")
+        open(module_file, "w").close()
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the forked child
+            try:
+                torch.__file__ = module_file  # as if torch were installed behind the locked folder
+                os.setgid(account.pw_gid)
+                os.setuid(account.pw_uid)
+                os.write(write_end, json.dumps(child._python_problem()).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        os.waitpid(pid, 0)
+        with os.fdopen(read_end, "rb") as reader:
+            problem = json.loads(reader.read())
+        assert problem["path"] == module_file and problem["blocking"] == locked
+        assert pwd.getpwuid(os.stat(locked).st_uid).pw_name == "root"
+    finally:
+        import shutil
+        shutil.rmtree(locked, ignore_errors=True)
