@@ -96,6 +96,42 @@ def raised_by_student(error: BaseException) -> str | None:
     return None
 
 
+# -- keeping the harness's own names -----------------------------------------------------------
+
+class HarnessGuard:
+    """The names bound in the grader's own modules (``autograder.*``) as they were before any
+    student code ran in this child.
+
+    Student code shares this process, so it can rebind them (``probes.plain = lambda...``) to
+    corrupt what a later probe reports. ``restore`` puts every name back, and removes names it
+    added, each time student code returns (an import, a call). Mutations of objects in place and
+    patches of numpy or torch are not undone: verdicts never rest on them, since every
+    comparison happens in the trusted process.
+    """
+
+    EXEMPT = frozenset({"_guard", "_last_running"})  # this module's own bookkeeping
+
+    def __init__(self):
+        self.saved = [(module, dict(vars(module))) for name, module in list(sys.modules.items())
+                      if module is not None and (name == "autograder" or name.startswith("autograder."))]
+
+    def restore(self) -> None:
+        for module, saved in self.saved:
+            namespace = vars(module)
+            for key in [k for k in namespace if k not in saved and k not in self.EXEMPT]:
+                del namespace[key]
+            namespace.update({k: v for k, v in saved.items() if k not in self.EXEMPT})
+
+
+_guard: HarnessGuard | None = None
+
+
+def restore_harness() -> None:
+    """Undo what student code did to the grader's module namespaces (a no-op before any ran)."""
+    if _guard is not None:
+        _guard.restore()
+
+
 # -- importing student code ------------------------------------------------------------------
 
 def student(module_name: str):
@@ -118,6 +154,10 @@ def student(module_name: str):
     if not path.is_file():
         raise MissingFile(f"`{filename}` is missing from the submission, so the problems that use "
                           f"it cannot be graded.")
+    global _guard
+    if _guard is None:  # before the first student code of this child runs
+        _guard = HarnessGuard()
+    restore = _guard.restore  # bound now: student code may rebind names, or patch the class
     note_running(f"importing {filename}")
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
@@ -141,6 +181,8 @@ def student(module_name: str):
     except BaseException:
         sys.modules.pop(module_name, None)
         raise
+    finally:
+        restore()
     return module
 
 
@@ -154,6 +196,7 @@ def student_function(module_name: str, fn_name: str):
     if function is None or not callable(function):
         raise MissingFunction(f"`{module_name}.py` does not define the function `{fn_name}`.")
     qualified = f"{module_name}.{fn_name}"
+    restore = _guard.restore  # bound while the harness is intact (the import restored it)
 
     @functools.wraps(function)
     def call(*args, **kwargs):
@@ -163,6 +206,8 @@ def student_function(module_name: str, fn_name: str):
         except BaseException as error:
             _student_raised.append((error, qualified))
             raise
+        finally:
+            restore()
     return call
 
 

@@ -31,6 +31,7 @@ def _fresh_state(cwd: str, threads: int, seed: int) -> None:
     """Undo what the previous sub-call may have left: student modules, torch and NumPy state."""
     for name in probes.STUDENT_MODULES:
         sys.modules.pop(name, None)
+    probes.restore_harness()
     torch.set_grad_enabled(True)
     torch.set_default_dtype(torch.float32)
     torch.set_num_threads(threads)
