@@ -17,7 +17,7 @@ SUBCOMMANDS = {  # name: (module, one-line help)
     "validate": ("autograder.validate", "prove the grading tests on reference, stubs and wrong submissions"),
     "evaluate": ("autograder.evaluate", "evaluate a checkpoint on a dataset"),
     "calibrate": ("autograder.calibrate", "calibrate the training-stage thresholds"),
-    "prepare-data": ("autograder.prepare_data", "build the embedded default dataset"),
+    "prepare-data": ("autograder.prepare_data", "turn a CIFAR-10 folder into a class-balanced .npz"),
     "fixtures": ("autograder.fixtures", "regenerate fixtures/expected from reference/"),
 }
 

@@ -60,3 +60,18 @@ def test_zips_are_deterministic(zips, tmp_path):
     assert again[0].read_bytes() == zips[2].read_bytes()
     assert again[1].read_bytes() == zips[3].read_bytes()
     assert all(info.date_time == (1980, 1, 1, 0, 0, 0) for info in zips[1].values())
+
+
+def test_handout_provided_code_finds_the_embedded_checkpoint(zips, tmp_path):
+    """In the handout, hw4/ is at the root: the checkpoint must ride beside it."""
+    import subprocess
+    import sys
+
+    with zipfile.ZipFile(zips[3]) as archive:
+        archive.extractall(tmp_path)
+    assert (tmp_path / "hw4" / "embedded" / "checkpoint.pt").is_file()
+    found = subprocess.run(
+        [sys.executable, "-c", "from hw4.resnet import embedded_checkpoint; print(embedded_checkpoint())"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert found.stdout.strip() == str(tmp_path / "hw4" / "embedded" / "checkpoint.pt")
