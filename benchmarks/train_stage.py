@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psutil  # noqa: E402
 import torch  # noqa: E402
+
+from benchmarks.measure import MemorySampler, cpu_seconds  # noqa: E402
 
 from autograder import paths  # noqa: E402
 from autograder.pipelines import (ITERATIVE_QAT_BITS, QAT_BITS, SPARSE_QAT_BITS, Pipelines,  # noqa: E402
@@ -39,37 +38,6 @@ from hw4.resnet import ResNetCIFAR  # noqa: E402
 from hw4.training import course_criterion, course_optimizer  # noqa: E402
 
 GRADESCOPE_CPUS = 0.5
-
-
-class MemorySampler:
-    """Samples the summed RSS and PSS of this process and its descendants in a thread."""
-
-    def __init__(self, interval: float = 0.2):
-        self.interval, self.peak_rss, self.peak_pss = interval, 0, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        me = psutil.Process()
-        while not self._stop.is_set():
-            rss = pss = 0
-            for process in [me, *me.children(recursive=True)]:
-                try:
-                    info = process.memory_full_info()
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-                rss += info.rss
-                pss += getattr(info, "pss", info.rss)
-            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
-            self._stop.wait(self.interval)
 
 
 def bare_loop_seconds(setting: Setting, state: dict, batches: int) -> float:
@@ -111,11 +79,6 @@ def stage_times(pipelines: Pipelines) -> dict[str, float]:
         times[name] = time.perf_counter() - started
         print(f"  {name:34} {times[name]:6.1f} s", flush=True)
     return times
-
-
-def cpu_seconds() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> int:
