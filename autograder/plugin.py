@@ -226,8 +226,22 @@ def sandbox(request):
         state.box = Sandbox(state.intake.dest, device=state.options.device)
     try:
         yield state.box
-    finally:  # stops the zygote and kills every process the submission left
-        state.box.close()
+    finally:
+        _log_defences(state.box)
+        state.box.close()  # stops the zygote and kills every process the submission left
+
+
+def _log_defences(box) -> None:
+    """Tell staff which defences ran (the README's security table): on Gradescope the run's own
+    output is hidden from students. Written past pytest's capture, once per grade."""
+    if getattr(box, "_zygote", None) is None:  # never started: nothing ran, nothing to report
+        return
+    try:
+        defences = box.capabilities
+    except Exception as error:
+        defences = {"unknown": repr(error)}
+    shown = ", ".join(f"{key}={value}" for key, value in sorted(defences.items()))
+    sys.__stderr__.write(f"[staff] sandbox defences: {shown}\n")
 
 
 # ----------------------------------------------------------------------------- collection

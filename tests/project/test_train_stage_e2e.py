@@ -1,0 +1,49 @@
+"""The training stage end to end, through the real engine on the embedded default: the reference
+gets every point, the stubs get none without a harness error, and a regrade is identical."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autograder import paths
+from autograder.grade import grade_submission
+
+pytestmark = pytest.mark.slow
+
+
+def graded(tmp_path, submission, name: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    grade_submission(submission, out=out, stage="train", device="cpu")
+    return json.loads(out.read_text())
+
+
+def without_times(results: dict) -> dict:
+    results = dict(results, execution_time=None)
+    results["tests"] = [dict(test, execution_time=None) for test in results["tests"]]
+    return results
+
+
+@pytest.fixture(scope="module")
+def reference_results(tmp_path_factory):
+    return graded(tmp_path_factory.mktemp("train"), paths.REFERENCE_DIR, "reference")
+
+
+def test_reference_gets_every_training_point(reference_results):
+    tests = reference_results["tests"]
+    assert tests and all(t["extra_data"]["stage"] == "train" for t in tests)
+    assert [t["number"] for t in tests if t["score"] != t["max_score"]] == []
+    assert {t["extra_data"]["kind"] for t in tests} == {"passed"}
+    assert sum(t["max_score"] for t in tests) > 0
+
+
+def test_regrading_gives_an_identical_results_json(reference_results, tmp_path):
+    again = graded(tmp_path, paths.REFERENCE_DIR, "again")
+    assert without_times(again) == without_times(reference_results)
+
+
+def test_stubs_get_no_training_point_and_no_harness_error(tmp_path):
+    results = graded(tmp_path, paths.STUDENT_DIR, "stubs")
+    assert sum(t["score"] for t in results["tests"]) == 0
+    kinds = {t["extra_data"]["kind"] for t in results["tests"]}
+    assert not kinds & {"internal_error", "not_graded"}, kinds
