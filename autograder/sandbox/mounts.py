@@ -4,10 +4,12 @@ Linux only, as root, in the forked child before it drops privileges (``hide_in_c
 child's view of the filesystem then differs from the grader's in three ways:
 - every secret path is covered by an empty read-only tmpfs (a file, by /dev/null), so the
   reference, the tests, the results folder and the grader's own temporary folders are not there;
+  so is every top-level folder but the system's (``SYSTEM_TOP_DIRS``), wherever a copy may lie;
 - /tmp, /var/tmp and /dev/shm are fresh size-capped tmpfs mounts: what the call writes there
   is bounded, invisible to others, and gone with the call;
-- the few folders the call needs inside hidden places (its call dir, the submission copy) are
-  bind-mounted back at their own paths, the submission read-only.
+- the few folders the call needs inside hidden places (its call dir, the submission copy, the
+  engine, the provided code, the Python installation) are bind-mounted back at their own paths,
+  the submission read-only.
 Mounts are made private first, so nothing propagates back to the grader's namespace; the
 namespace and its tmpfs mounts vanish when the call's last process exits.
 """
@@ -28,6 +30,12 @@ MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 
 PRIVATE_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+# The top-level folders a call sees as they are: the system's programs, libraries and settings.
+# Every other top-level folder (/home, /root, /work, /opt, /srv, /mnt, /autograder, ...) is covered
+# like a secret, so a copy of the reference that this list of secrets does not name (a second
+# checkout, a backup) is out of reach too; the folders a call needs there are put back.
+SYSTEM_TOP_DIRS = frozenset({"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc",
+                             "/dev", "/proc", "/sys", "/run", "/var", "/tmp"})
 _libc = None
 
 
@@ -97,7 +105,10 @@ def hide_in_child(secrets: list[str], *, keep: dict[str, bool], tmp_bytes: int) 
                       f"size={max(tmp_bytes, 4096)},mode=1777,nr_inodes=4096")
                 covered.append(folder)
         read_only_tmpfs = []
-        for secret in sorted(set(secrets), key=len):
+        others = [os.path.join("/", name) for name in sorted(os.listdir("/"))]
+        others = [path for path in others if path not in SYSTEM_TOP_DIRS
+                  and os.path.isdir(path) and not os.path.islink(path)]
+        for secret in sorted(set(secrets) | set(others), key=len):
             if any(_is_under(secret, folder) for folder in covered) or not os.path.lexists(secret):
                 continue  # already inside a fresh mount: it is not there any more
             if os.path.isdir(secret):
