@@ -9,6 +9,7 @@ import subprocess
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -533,3 +534,24 @@ def test_python_check_names_the_folder_that_locks_the_sandbox_user_out(tmp_path)
     finally:
         import shutil
         shutil.rmtree(locked, ignore_errors=True)
+
+
+@needs_mounts
+def test_a_copy_of_the_reference_outside_the_secrets_list_is_not_there(sandbox):
+    """A second checkout or a backup elsewhere on the machine (here: a fresh top-level folder the
+    secrets list does not name) is covered with every non-system top-level folder."""
+    import shutil
+    import tempfile
+
+    from autograder import paths
+    stray = Path(tempfile.mkdtemp(prefix="hw4-stray-copy-", dir="/"))
+    try:
+        shutil.copy(paths.REFERENCE_DIR / "answers.py", stray / "answers.py")
+        (stray / "answers.py").chmod(0o644)
+        stray.chmod(0o755)
+        seen = call(sandbox, "peek", str(stray / "answers.py"), raw=True).values["value"]
+        assert seen.startswith("refused"), seen
+        # the folders the call needs under hidden top-level folders are still there
+        assert "lab1.py" in call(sandbox, "peek", str(sandbox._base / "submission"), raw=True).values["value"]
+    finally:
+        shutil.rmtree(stray)
