@@ -7,7 +7,7 @@ figure per part and hyperparameter.
 
     import lab1
     from hw4.lab1_runner import run_trajectory, plot_trajectory, run_all
-    traj = run_trajectory(lab1.proximal_l1_step, threshold=0.01)   # lab1's X, Y, W0, LR, STEPS
+XX
     plot_trajectory(traj, "plots/2.5_threshold0.01.png", title="2.5 proximal, threshold 0.01")
     run_all(lab1, "plots")            # every part and hyperparameter of the handout, one PNG each
 
@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-# The handout's data, start point and schedule (the same constants lab1.py provides).
+# The handout's data, start point and schedule: the same constants lab1.py provides, copied
+# because the provided package must import without the student's file (a test pins them equal).
 X = np.array([[1., -2., -1., -1., 1.],
               [2., -1., 2., 0., -2.],
               [-1., 0., 2., 2., 1.]])  # (3, 5)
