@@ -257,14 +257,18 @@ class Pipelines:
 
     @contextlib.contextmanager
     def _deterministic(self):
+        import torch.utils.deterministic as flags
         threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+        fill = flags.fill_uninitialized_memory
         torch.set_num_threads(self.budget.threads)
         torch.use_deterministic_algorithms(True)
+        flags.fill_uninitialized_memory = False  # NaN-filling new tensors: slower, no more deterministic
         try:
             yield
         finally:
             torch.set_num_threads(threads)
             torch.use_deterministic_algorithms(deterministic)
+            flags.fill_uninitialized_memory = fill
 
     def accuracy(self, state: dict, Nbits=None, keep_zeros: bool = False) -> float:
         """Top-1 accuracy of ResNet-20 holding ``state``, quantized with the reference's STE."""
