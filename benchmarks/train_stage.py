@@ -9,8 +9,10 @@ Reports:
    >= 0.9). The two alternate ``--repeats`` times and the medians are compared: on a shared
    2-core machine one run of either varies by some 10%;
 2. the time of every pipeline of the stage with the reference as the submission, and in total;
-3. the peak memory of this process and every descendant (zygote, children), sampled with
-   psutil: the sum of RSS (counts shared pages once per process) and of PSS (shares them);
+3. the peak memory of this process and every descendant (zygote, children) while the pipelines
+   run, sampled with psutil: the sum of RSS (counts shared pages once per process) and of PSS
+   (shares them). ``benchmarks/grade_time.py --stage train`` measures a whole grade the same
+   way, in a fresh process, as Gradescope runs it;
 4. the projected wall time on Gradescope's default half vCPU: the CPU time every process used,
    divided by 0.5 (the stage is CPU-bound; a half vCPU cannot run two threads at once).
 """
@@ -101,32 +103,33 @@ def main() -> int:
     wall_started, cpu_started = time.perf_counter(), cpu_seconds()
     setting = Setting.resolve(args.data, args.checkpoint, "cpu")
     print(f"setting {setting.key}: budget {dataclasses.asdict(setting.budget)}")
-    with MemorySampler() as memory:
-        with Sandbox(paths.REFERENCE_DIR, device="cpu") as sandbox:
-            sandbox.start()
-            pipelines = Pipelines(sandbox, setting)
-            short = dataclasses.replace(setting.budget, masked_batches=args.batches)
-            probe = Pipelines(sandbox, dataclasses.replace(setting, budget=short))
-            probe.pretrained_state = pipelines.pretrained_state  # share the loaded checkpoint
-            harness_runs, bare_runs = [], []
-            for _ in range(args.repeats):
-                harness_runs.append(probe.masked_finetune().seconds)
-                bare_runs.append(bare_loop_seconds(setting, probe.pruned_state, args.batches))
-            harness, bare = statistics.median(harness_runs), statistics.median(bare_runs)
-            images = args.batches * setting.budget.batch_size
-            print(f"throughput over {images} images, median of {args.repeats}: harness "
-                  f"{images / harness:.0f} images/s (sandboxed call, wall), bare loop "
-                  f"{images / bare:.0f} images/s; ratio {bare / harness:.3f} (goal >= 0.9)")
-            print(f"  runs (s): harness {' '.join(f'{t:.2f}' for t in harness_runs)}; "
-                  f"bare {' '.join(f'{t:.2f}' for t in bare_runs)}")
-            if not args.skip_stage:
+    with Sandbox(paths.REFERENCE_DIR, device="cpu") as sandbox:
+        sandbox.start()
+        pipelines = Pipelines(sandbox, setting)
+        if not args.skip_stage:
+            # Before the bare loop: its buffers would stay in this process's heap and count.
+            with MemorySampler() as memory:
                 times = stage_times(pipelines)
-                print(f"  {'pipelines in total':34} {sum(times.values()):6.1f} s")
+            print(f"  {'pipelines in total':34} {sum(times.values()):6.1f} s")
+            print(f"peak memory of the pipelines, this process and its descendants: RSS sum "
+                  f"{memory.peak_rss / 2**20:.0f} MiB, PSS sum {memory.peak_pss / 2**20:.0f} MiB")
+        short = dataclasses.replace(setting.budget, masked_batches=args.batches)
+        probe = Pipelines(sandbox, dataclasses.replace(setting, budget=short))
+        probe.pretrained_state = pipelines.pretrained_state  # share the loaded checkpoint
+        harness_runs, bare_runs = [], []
+        for _ in range(args.repeats):
+            harness_runs.append(probe.masked_finetune().seconds)
+            bare_runs.append(bare_loop_seconds(setting, probe.pruned_state, args.batches))
+        harness, bare = statistics.median(harness_runs), statistics.median(bare_runs)
+        images = args.batches * setting.budget.batch_size
+        print(f"throughput over {images} images, median of {args.repeats}: harness "
+              f"{images / harness:.0f} images/s (sandboxed call, wall), bare loop "
+              f"{images / bare:.0f} images/s; ratio {bare / harness:.3f} (goal >= 0.9)")
+        print(f"  runs (s): harness {' '.join(f'{t:.2f}' for t in harness_runs)}; "
+              f"bare {' '.join(f'{t:.2f}' for t in bare_runs)}")
     wall, cpu = time.perf_counter() - wall_started, cpu_seconds() - cpu_started
     print(f"whole run: {wall:.1f} s wall, {cpu:.1f} s CPU (all processes); projected on a "
           f"{GRADESCOPE_CPUS} vCPU: {cpu / GRADESCOPE_CPUS:.0f} s")
-    print(f"peak memory, this process and its descendants: RSS sum {memory.peak_rss / 2**20:.0f} MiB, "
-          f"PSS sum {memory.peak_pss / 2**20:.0f} MiB")
     return 0
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import calibrate, paths
+from autograder import calibrate, paths, pipelines
 from autograder.calibrate import Calibration, NotCalibrated, thresholds
 from autograder.pipelines import (Budget, Pipelines, Setting, distinct_values, mask_disagreements,
                                   reference, sparsity)
@@ -222,6 +222,41 @@ def test_broken_solutions_are_observed(tiny_setting, tmp_path):
 def test_calibration_key_names_dataset_device_type_and_budget(tiny_setting):
     assert tiny_setting.key == "tiny-shapes-cpu-tiny"
     assert dataclasses.replace(tiny_setting, device="cuda:1").key == "tiny-shapes-cuda-tiny"
+
+
+def test_setting_keeps_copies_of_the_prefixes_its_budget_uses(tmp_path, monkeypatch):
+    """The trusted process holds the images a grade uses, not views into the whole data set."""
+    x = np.arange(30 * 32 * 32 * 3, dtype=np.uint64).astype(np.uint8).reshape(30, 32, 32, 3)
+    y = np.arange(30) % 10
+    path = tmp_path / "data.npz"
+    np.savez(path, x_train=x, y_train=y, x_test=x[::-1], y_test=y[::-1],
+             classes=np.array([str(i) for i in range(10)]))
+    monkeypatch.setitem(pipelines.BUDGETS, "cpu", dataclasses.replace(TINY, train_images=20,
+                                                                      test_images=10))
+    dataset = Setting.resolve(path, device="cpu").dataset
+    assert dataset.x_train.shape == (20, 32, 32, 3) and dataset.x_test.shape == (10, 32, 32, 3)
+    np.testing.assert_array_equal(dataset.x_train, x[:20])
+    np.testing.assert_array_equal(dataset.y_test, y[::-1][:10])
+    assert all(array.base is None
+               for array in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test))
+
+
+@pytest.mark.skipif(not hasattr(__import__("ctypes").CDLL(None), "malloc_trim"),
+                    reason="malloc_trim is glibc's; elsewhere release_free_memory does nothing")
+def test_release_free_memory_returns_the_heaps_free_pages():
+    """Freed blocks between live ones stay in glibc's heap until trimmed (what an evaluation
+    leaves behind while a child trains)."""
+    import psutil
+    from autograder.pipelines import release_free_memory
+    process = psutil.Process()
+    freed, live = [], []
+    for _ in range(1600):  # 100 MiB in 64 KiB blocks, each followed by a small live one
+        freed.append(np.ones(64 * 1024 // 8))
+        live.append(np.ones(16))
+    del freed
+    before = process.memory_info().rss
+    release_free_memory()
+    assert before - process.memory_info().rss > 50 * 2**20
 
 
 # -- the committed calibrations match the data they were measured on ---------------------------
