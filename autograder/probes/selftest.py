@@ -55,9 +55,14 @@ def environment(inputs: dict) -> dict:
         interfaces = []
     status = open("/proc/self/status").read() if os.path.exists("/proc/self/status") else ""
     no_new_privs = "NoNewPrivs:\t1" in status
+    try:
+        with open("/proc/self/oom_score_adj") as score:
+            oom_score_adj = int(score.read())
+    except OSError:
+        oom_score_adj = None
     return {"no_new_privs": no_new_privs, "uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "cwd": os.getcwd(),
             "env": dict(os.environ), "sys_path": list(sys.path), "fds": fds, "interfaces": interfaces,
-            "pid": os.getpid(), "sid": os.getsid(0)}
+            "pid": os.getpid(), "sid": os.getsid(0), "oom_score_adj": oom_score_adj}
 
 
 def sleep(inputs: dict) -> dict:

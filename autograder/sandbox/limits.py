@@ -147,12 +147,35 @@ def _set(limit: int, value: int) -> None:
     resource.setrlimit(limit, (value, value))
 
 
+OOM_SCORE_FIRST = 1000  # the highest oom_score_adj: the kernel's first victim
+
+
+def volunteer_for_oom_kill() -> bool:
+    """Make this process the out-of-memory killer's first victim (Linux); True when it took.
+
+    A container's memory limit is enforced by a kernel kill, not a MemoryError, and the kernel
+    would otherwise pick the largest process, which can be the grading process itself (it must
+    survive to write results.json). Raising one's own score needs no privilege. The call that
+    is killed comes back as OutOfMemory, for that call alone.
+    """
+    if not IS_LINUX:
+        return False
+    try:
+        with open("/proc/self/oom_score_adj", "w") as score:
+            score.write(f"{OOM_SCORE_FIRST}\n")
+        return True
+    except OSError:
+        return False
+
+
 def apply_in_child(limits: Limits, *, memory_base: int, cpu_seconds: float,
                    account: pwd.struct_passwd | None) -> None:
     """Apply rlimits, then drop to ``account`` (given only when root). Raises OSError on failure.
 
-    memory_base is the zygote's own data size, the floor the memory headroom is added to.
+    memory_base is the zygote's own data size, the floor the memory headroom is added to. The
+    child also volunteers as the out-of-memory killer's first victim.
     """
+    volunteer_for_oom_kill()
     if limits.memory is not None:
         try:
             _set(resource.RLIMIT_DATA if IS_LINUX else resource.RLIMIT_AS, memory_base + limits.memory)

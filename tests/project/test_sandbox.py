@@ -388,6 +388,15 @@ def test_child_runs_as_the_sandbox_user(sandbox):
     assert seen["no_new_privs"] is True
 
 
+@pytest.mark.skipif(not limits_module.IS_LINUX, reason="oom_score_adj is Linux's")
+def test_child_is_the_out_of_memory_killers_first_victim_not_the_grader(sandbox):
+    """A container at its memory limit kills a process; it must be the call, never the grader."""
+    seen = sandbox.run("selftest.environment").values
+    assert seen["oom_score_adj"] == limits_module.OOM_SCORE_FIRST
+    with open("/proc/self/oom_score_adj") as score:
+        assert int(score.read()) < limits_module.OOM_SCORE_FIRST
+
+
 @needs_root
 def test_child_has_no_network(sandbox):
     if not sandbox.capabilities["network_namespace"]:
