@@ -73,6 +73,32 @@ BUDGETS = {
 }
 
 
+# Peak memory of a whole training-stage grade, every process together (PSS), with CPU wheels:
+# 1.28-1.31 GiB measured (benchmarks/grade_time.py --stage train). The requirement leaves a
+# little room over it and stays under Gradescope's 1.5 GB setting, which fits.
+STAGE_MEMORY = {"cpu": int(1.35 * 2**30)}
+
+
+def require_memory(setting: "Setting", limit: int | None = None) -> None:
+    """Raise GraderError, with what to change, when the machine's memory limit (``limit``, or
+    ``autograder.machine.memory_limit()``) is below what the stage needs on this device type.
+
+    Without it, an undersized container (Gradescope's default is 768 MB) kills a child halfway
+    through fine-tuning, and the reference itself would fail as if out of memory.
+    """
+    from autograder.machine import memory_limit
+    needed = STAGE_MEMORY.get(setting.device_type)
+    limit = memory_limit() if limit is None else limit
+    if needed is None or limit is None or limit >= needed:
+        return
+    raise GraderError(
+        f"the training stage needs {needed / 2**30:.2f} GiB of memory on {setting.device_type} "
+        f"(fine-tuning ResNet-20 at the course's batch of 256), and this machine allows "
+        f"{limit / 2**20:.0f} MiB. On Gradescope raise the autograder's memory in the "
+        f"assignment's settings (1.5 GB or more), or set HW4_STAGE=unit in run_autograder to "
+        f"grade the unit stage alone; then regrade.")
+
+
 def file_digest(path: Path | None) -> str:
     """First 16 hex digits of the sha256 of a file (None: the embedded checkpoint)."""
     from hw4.resnet import embedded_checkpoint

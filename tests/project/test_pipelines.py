@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from autograder import calibrate, paths, pipelines
+from autograder.errors import GraderError
 from autograder.calibrate import Calibration, NotCalibrated, thresholds
 from autograder.pipelines import (Budget, Pipelines, Setting, distinct_values, mask_disagreements,
                                   reference, sparsity)
@@ -257,6 +258,14 @@ def test_release_free_memory_returns_the_heaps_free_pages():
     before = process.memory_info().rss
     release_free_memory()
     assert before - process.memory_info().rss > 50 * 2**20
+
+
+def test_training_stage_refuses_a_machine_too_small_with_what_to_change(tiny_setting):
+    cpu = dataclasses.replace(tiny_setting, device="cpu")
+    with pytest.raises(GraderError, match=r"768 MiB.*1\.5 GB or more.*HW4_STAGE=unit"):
+        pipelines.require_memory(cpu, limit=768 * 2**20)
+    pipelines.require_memory(cpu, limit=pipelines.STAGE_MEMORY["cpu"])
+    pipelines.require_memory(cpu, limit=int(1.5e9))  # Gradescope's 1.5 GB setting fits
 
 
 # -- the committed calibrations match the data they were measured on ---------------------------

@@ -47,3 +47,20 @@ def test_stubs_get_no_training_point_and_no_harness_error(tmp_path):
     assert sum(t["score"] for t in results["tests"]) == 0
     kinds = {t["extra_data"]["kind"] for t in results["tests"]}
     assert not kinds & {"internal_error", "not_graded"}, kinds
+
+
+def test_too_little_memory_stops_the_stage_with_a_staff_message_before_training(tmp_path, monkeypatch):
+    """Gradescope's default 768 MB cannot hold the fine-tuning: every training test says the
+    grader failed (not the student), the staff log says what to change, nothing trains."""
+    from autograder import machine
+    from autograder.pipelines import Pipelines
+    monkeypatch.setattr(machine, "memory_limit", lambda: 768 * 2**20)
+    trained = []
+    monkeypatch.setattr(Pipelines, "_run", lambda self, probe, *a, **k: trained.append(probe))
+    out = tmp_path / "results.json"
+    results = grade_submission(paths.REFERENCE_DIR, out=out, stage="train", device="cpu")
+    tests = json.loads(out.read_text())["tests"]
+    assert tests and {t["extra_data"]["kind"] for t in tests} == {"internal_error"}
+    assert sum(t["score"] for t in tests) == 0
+    assert any("768 MiB" in entry and "HW4_STAGE=unit" in entry for entry in results.staff_log)
+    assert trained == []

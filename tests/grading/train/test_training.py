@@ -19,7 +19,7 @@ from autograder.checks import fail
 from autograder.errors import SubmissionError
 from autograder.pipelines import (ITERATIVE_QAT_BITS, PTQ_BITS, QAT_BITS, SPARSE_QAT_BITS,
                                   SPARSITY_Q, Pipelines, Setting, distinct_values,
-                                  mask_disagreements)
+                                  mask_disagreements, require_memory)
 
 TOTAL_SPARSITY_TOLERANCE = 1e-4  # 3.5, 4.5: one global threshold hits 80% to a few weights
 LAYER_SPARSITY_TOLERANCE = 1e-3  # 3.4: or one weight, in layers too small to hit 80% closer
@@ -31,6 +31,7 @@ class TrainingRun:
     def __init__(self, sandbox, options):
         self.setting = Setting.resolve(options.hw4_data, options.hw4_checkpoint,
                                        options.resolved_device())
+        require_memory(self.setting)  # a staff error on every test here, before any training
         self.pipelines = Pipelines(sandbox, self.setting)
         self._outcomes: dict[str, tuple[bool, object]] = {}
 
