@@ -33,6 +33,45 @@ class _Capture:
         self.config = config
 
 
+class _ProgressBar:
+    """A pytest plugin object drawing one tqdm bar over the grading tests, on a terminal only.
+
+    The training stage takes minutes and ``grade`` otherwise prints nothing until its table.
+    The bar writes to a duplicate of the terminal's stderr taken before pytest starts, because
+    pytest's output capture redirects fd 2 while tests run; results.json never sees it.
+    """
+
+    def __init__(self, stream):
+        self.stream, self.bar = stream, None
+
+    @classmethod
+    def on_terminal(cls) -> "_ProgressBar | None":
+        try:
+            if not os.isatty(sys.stderr.fileno()):
+                return None
+            return cls(os.fdopen(os.dup(sys.stderr.fileno()), "w"))
+        except (OSError, ValueError, AttributeError):  # no real stderr (embedded, redirected)
+            return None
+
+    def pytest_collection_finish(self, session) -> None:
+        from tqdm import tqdm
+        self.bar = tqdm(total=len(session.items), file=self.stream, unit="test", leave=False,
+                        dynamic_ncols=True)
+
+    def pytest_runtest_logstart(self, nodeid, location) -> None:
+        if self.bar is not None:
+            self.bar.set_description(nodeid.rsplit("::", 1)[-1][:40], refresh=True)
+
+    def pytest_runtest_logfinish(self, nodeid, location) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.stream.close()
+
+
 def pytest_args(src: Path, *, stage: str, device: str, visibility: str, data=None,
                 checkpoint=None, expected_count=None, results: Path | None = None) -> list[str]:
     """The pytest command line of a grading run (also used by ``build`` to count tests)."""
@@ -71,7 +110,12 @@ def grade_submission(src, *, out=None, stage: str = "unit", device: str = "auto"
     args = pytest_args(Path(src), stage=stage, device=device, visibility=visibility, data=data,
                        checkpoint=checkpoint, expected_count=expected_count)
     args += ["-q"] if verbose else ["-p", "no:terminal"]
-    code = pytest.main(args, plugins=[capture])
+    progress = None if verbose else _ProgressBar.on_terminal()  # verbose: pytest shows its own
+    try:
+        code = pytest.main(args, plugins=[capture] + ([progress] if progress else []))
+    finally:
+        if progress is not None:
+            progress.close()
     from autograder.plugin import results_of
 
     results = results_of(capture.config) if capture.config is not None else None
