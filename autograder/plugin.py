@@ -14,6 +14,10 @@ Registered by ``tests/grading/conftest.py`` (``pytest_plugins = ["autograder.plu
   selected test from the phase reports (never from pytest's exit code), adds visible failed
   entries for what would otherwise vanish (collection errors, rubric groups no test covers, an
   expected-count mismatch), and writes results.json only when ``--results`` is given.
+- With ``--results``, results.json also records progress: it is rewritten as tests complete
+  (every completed test with its real score, every other selected test "not graded" with
+  ``UNFINISHED_REASON``), so a grade killed partway (out of memory in the training stage, the
+  platform's timeout) keeps what it graded. The write at the end of the session supersedes them.
 
 Student feedback rules:
 - ``SubmissionError``: its student-facing ``message``, no traceback.
@@ -27,9 +31,11 @@ Student feedback rules:
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +48,16 @@ from autograder.intake import Intake, collect
 from autograder.report import Results, StudentFeedback, TestResult, not_graded, write_fallback, write_results
 from autograder.rubric import Rubric, load_rubric
 
+# One progress write of about 100 tests costs ~20 ms, nearly all of it the schema validation
+# that write_results does: writing after every test would add seconds to a grade. So writes
+# come at most once per interval (a timer writes the last ones), except around the training
+# stage, whose tests are long and memory-hungry: there every completion is written at once.
+CHECKPOINT_INTERVAL_S = 1.0  # read at each write; a test may lower it
+UNFINISHED_REASON = ("the grader stopped before this test ran (it was killed or ran out of "
+                     "time); course staff can regrade")
+UNFINISHED_NOTE = ("Grading did not finish: the grader stopped partway (it was killed or ran out "
+                   "of time). The tests it graded keep their scores; the others are marked "
+                   "\"not graded\", and course staff can regrade them.")
 HIDDEN_VISIBILITIES = ("hidden", "after_due_date", "after_published")
 INTERNAL_ERROR = ("**Internal grading error**: this test could not be graded because of a fault "
                   "in the grader, not in your code. Course staff have the details.")
@@ -460,7 +476,8 @@ def _failure(excinfo, report) -> dict:
 
 
 class GradingSession:
-    """Controller-side assembly of the results; writes results.json when ``--results`` is set."""
+    """Controller-side assembly of the results; writes results.json when ``--results`` is set:
+    progress as tests complete (see ``CHECKPOINT_INTERVAL_S``), then the final results."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
@@ -468,13 +485,26 @@ class GradingSession:
         self.phases: dict[str, list[dict]] = {}
         self.order: list[str] = []
         self.started = time.monotonic()
+        # Progress writes: the timer's thread and the reports arriving share the lock.
+        self.lock = threading.Lock()
+        self.unsaved = False  # a test completed since the last progress write
+        self.last_write = float("-inf")
+        self.timer: threading.Timer | None = None
+        self.finished = False  # once set, only the final write touches results.json
+        self.write_failed = False  # told staff already
+        self.stage_of: dict[str, str] = {}  # nodeid -> stage of the selected tests
 
     @pytest.hookimpl(trylast=True)  # after the module's hook has listed the selected tests
     def pytest_collection_finish(self, session) -> None:
+        self.stage_of = {m.nodeid: m.stage for m in self.state.selected}
         options = self.state.options
-        if options.results is not None:  # a safety net, replaced at the end of the run
-            write_fallback(options.results, "the grading run stopped before it finished",
-                           pending=[m.placeholder() for m in self.state.selected])
+        if options.results is None:
+            return
+        with self.lock:  # every selected test "not graded" until it completes
+            if self._write_progress():
+                return
+        write_fallback(options.results, "the grading run stopped before it finished",
+                       pending=[m.placeholder() for m in self.state.selected])
 
     def pytest_collectreport(self, report) -> None:
         if report.failed:
@@ -483,15 +513,71 @@ class GradingSession:
                 problem="", score=0.0, max_score=0.0, status="failed", kind="internal_error",
                 output=INTERNAL_ERROR, staff_detail=report.longreprtext))
 
+    def pytest_runtest_logstart(self, nodeid, location) -> None:
+        """Before a training-stage test starts, save what is pending: it may not come back."""
+        if self.stage_of.get(nodeid) == "train":  # unknown under xdist: teardowns still write
+            with self.lock:
+                self._save_progress(at_once=True)
+
     def pytest_runtest_logreport(self, report) -> None:
         verdict = getattr(report, "hw4", None)
         if verdict is None:
             return
-        if report.nodeid not in self.phases:
-            self.order.append(report.nodeid)
-        self.phases.setdefault(report.nodeid, []).append(verdict)
+        with self.lock:
+            if report.nodeid not in self.phases:
+                self.order.append(report.nodeid)
+            self.phases.setdefault(report.nodeid, []).append(verdict)
+            if report.when == "teardown":  # the test's last phase: it is graded
+                self.unsaved = True
+                self._save_progress(at_once=verdict["meta"]["stage"] == "train")
+
+    def _save_progress(self, at_once: bool) -> None:
+        """Write progress now, or have the timer write it once the interval has passed.
+        Called with the lock held."""
+        if self.finished or not self.unsaved or self.state.options.results is None:
+            return
+        wait = self.last_write + CHECKPOINT_INTERVAL_S - time.monotonic()
+        if at_once or wait <= 0:
+            self._write_progress()
+        elif self.timer is None:
+            self.timer = threading.Timer(wait, self._on_timer)
+            self.timer.daemon = True  # never keeps a finished process alive
+            self.timer.start()
+
+    def _on_timer(self) -> None:
+        with self.lock:
+            self.timer = None
+            self._save_progress(at_once=True)
+
+    def _write_progress(self) -> bool:
+        """Replace results.json by the progress so far (valid, atomic). A failure keeps the
+        previous file, tells staff once on stderr, and never reaches the tests. Lock held."""
+        self.last_write = time.monotonic()
+        self.unsaved = False
+        try:
+            results = self.build(UNFINISHED_REASON, completed_only=True)
+            write_results(dataclasses.replace(results, notes=results.notes + (UNFINISHED_NOTE,)),
+                          self.state.options.results)
+            return True
+        except Exception as error:
+            if not self.write_failed:
+                self.write_failed = True
+                sys.__stderr__.write(f"[staff] results.json could not be updated during the run "
+                                     f"(the previous one is kept): {error!r}\n")
+            return False
+
+    def _stop_progress(self) -> None:
+        with self.lock:  # a write in flight finishes first; none starts after
+            self.finished = True
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+
+    def pytest_unconfigure(self, config) -> None:
+        self._stop_progress()  # a session that never reached its finish
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:
+        self._stop_progress()
         reason = ("the run was interrupted" if session.shouldstop or session.shouldfail
                   else "the run stopped before this test ran")
         results = self.build(reason)
@@ -504,7 +590,9 @@ class GradingSession:
                                graded=(), pending=[m.placeholder() for m in self.state.selected])
                 sys.stderr.write(f"[staff] results.json replaced by the fallback: {error!r}\n")
 
-    def build(self, reason: str) -> Results:
+    def build(self, reason: str, completed_only: bool = False) -> Results:
+        """Results of the reports so far; a selected test without them is "not graded: reason".
+        ``completed_only``: a test still running (no teardown report yet) is not graded too."""
         metas = {m.nodeid: m for m in self.state.selected}
         for nodeid in self.order:  # under xdist only the reports know the tests
             if nodeid not in metas:
@@ -512,6 +600,8 @@ class GradingSession:
         tests = []
         for nodeid, meta in metas.items():
             phases = self.phases.get(nodeid)
+            if completed_only and phases and phases[-1]["when"] != "teardown":
+                phases = None
             tests.append(_result(meta, phases) if phases else not_graded(meta.placeholder(), reason))
         tests += self.state.extra
         notes = list(self.state.intake.notes) if self.state.intake else []

@@ -30,12 +30,15 @@ ONLY_2_1 = """
 HEADER = "from gradescope_utils.autograder_utils.decorators import *\nimport pytest\n"
 
 
-def _session(pytester, files: dict, *args, rubric: str = RUBRIC):
-    """Run a grading session on ``files`` ({relative path under tests/grading: source})."""
+def lay_out(pytester, files: dict, *, rubric: str = RUBRIC, conftest: str = "") -> list[str]:
+    """Write ``files`` ({relative path under tests/grading: source}), a rubric, a dummy
+    submission and the grading conftest (plus ``conftest`` lines); return the pytest arguments
+    of a grading run writing ``pytester.path / "results.json"``."""
     pytester.makefile(".toml", rubric=rubric)
     grading = pytester.path / "tests" / "grading"
     grading.mkdir(parents=True, exist_ok=True)
-    (grading / "conftest.py").write_text('pytest_plugins = ["autograder.plugin"]\n')
+    (grading / "conftest.py").write_text('pytest_plugins = ["autograder.plugin"]\n'
+                                         + textwrap.dedent(conftest))
     for relative, source in files.items():
         path = grading / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,10 +47,14 @@ def _session(pytester, files: dict, *args, rubric: str = RUBRIC):
     submission.mkdir(exist_ok=True)
     for name in ("lab1.py", "lab2.py", "lab3.py", "answers.py"):
         (submission / name).write_text("")
+    return ["tests/grading", "-p", "no:cacheprovider", "--rubric", str(pytester.path / "rubric.toml"),
+            "--submission", str(submission), "--results", str(pytester.path / "results.json")]
+
+
+def _session(pytester, files: dict, *args, rubric: str = RUBRIC):
+    """Run a grading session on ``files`` in this process; return the run and results.json."""
+    run = pytester.runpytest_inprocess(*lay_out(pytester, files, rubric=rubric), *args)
     out = pytester.path / "results.json"
-    run = pytester.runpytest_inprocess(
-        "tests/grading", "-p", "no:cacheprovider", "--rubric", str(pytester.path / "rubric.toml"),
-        "--submission", str(submission), "--results", str(out), *args)
     data = json.loads(out.read_text())
     validate_json(data)
     for test in data["tests"]:
