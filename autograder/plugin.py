@@ -562,8 +562,8 @@ class GradingSession:
         except Exception as error:
             if not self.write_failed:
                 self.write_failed = True
-                sys.__stderr__.write(f"[staff] results.json could not be updated during the run "
-                                     f"(the previous one is kept): {error!r}\n")
+                sys.__stderr__.write(f"[staff] results.json could not be updated with the run's "
+                                     f"progress (grading goes on): {error!r}\n")
             return False
 
     def _stop_progress(self) -> None:
