@@ -107,8 +107,11 @@ def grade_submission(src, *, out=None, stage: str = "unit", device: str = "auto"
     import pytest
 
     capture = _Capture()
+    # With ``out``, the plugin also rewrites the file as tests complete, so a grade killed
+    # partway keeps what it graded; the write below supersedes it.
     args = pytest_args(Path(src), stage=stage, device=device, visibility=visibility, data=data,
-                       checkpoint=checkpoint, expected_count=expected_count)
+                       checkpoint=checkpoint, expected_count=expected_count,
+                       results=Path(out) if out is not None else None)
     args += ["-q"] if verbose else ["-p", "no:terminal"]
     progress = None if verbose else _ProgressBar.on_terminal()  # verbose: pytest shows its own
     try:

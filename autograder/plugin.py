@@ -58,6 +58,7 @@ UNFINISHED_REASON = ("the grader stopped before this test ran (it was killed or 
 UNFINISHED_NOTE = ("Grading did not finish: the grader stopped partway (it was killed or ran out "
                    "of time). The tests it graded keep their scores; the others are marked "
                    "\"not graded\", and course staff can regrade them.")
+STAGE_ORDER = {"unit": 0, "train": 1}  # the order stages run in; a stage not listed runs last
 HIDDEN_VISIBILITIES = ("hidden", "after_due_date", "after_published")
 INTERNAL_ERROR = ("**Internal grading error**: this test could not be graded because of a fault "
                   "in the grader, not in your code. Course staff have the details.")
@@ -372,7 +373,9 @@ def pytest_collection_modifyitems(session, config, items) -> None:
         (keep if meta.stage in stages and meta.group in groups else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    # The unit stage first (a stable sort: file order within a stage): should the training
+    # stage's fine-tuning be killed (out of memory, out of time), every unit result is saved.
+    items[:] = sorted(keep, key=lambda item: STAGE_ORDER.get(item.stash[META].stage, len(STAGE_ORDER)))
     covered = {(m.problem, m.stage, m.group) for m in metas if m.stage in stages and m.group in groups}
     for problem, stage, group, points in state.rubric.groups(stages, groups):
         if (problem.number, stage, group) not in covered:

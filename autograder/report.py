@@ -12,6 +12,7 @@ Student-facing text (``TestResult.output``, ``Results.notes``) is markdown; ``st
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import tempfile
@@ -185,12 +186,23 @@ class Results:
         return data
 
 
+@functools.lru_cache(maxsize=1)
+def _schema_validator():
+    """The results schema's validator, built once: results.json is rewritten as grading goes."""
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)
+    validator.check_schema(schema)
+    return validator(schema)
+
+
 def validate_json(data: dict) -> None:
     """Raise ``jsonschema.ValidationError`` unless ``data`` matches the results schema and the
     invariants the schema cannot say (0 <= score <= max_score for non-bonus-free tests)."""
     import jsonschema  # imported here: only writing and tests need it
 
-    jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+    _schema_validator().validate(data)
     for test in data["tests"]:
         if test["score"] > test["max_score"] + _EPS:
             raise jsonschema.ValidationError(f"test {test['name']!r}: score above max_score")

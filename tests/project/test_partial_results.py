@@ -117,30 +117,29 @@ def test_a_killed_grade_keeps_the_scores_of_the_tests_it_completed(pytester, gra
 
 
 def test_unit_results_are_saved_before_the_training_stage_starts(pytester, grader_env):
-    # The folders run in name order: hidden/, then train/, then visible/ (after the kill).
+    # train/ sorts between hidden/ and visible/ by name; the unit stage still runs first.
     data = _killed_run(pytester, {**UNIT_TESTS, "train/test_z.py": KILL_AT_ONCE}, "--stage", "all",
                        conftest=NO_TIMED_WRITES)
     tests = _by_name(data)
     assert tests["2.1.5 test_hidden_pass"]["score"] == pytest.approx(0.5, abs=1e-6)
     assert tests["2.1.4 test_hidden"]["extra_data"]["kind"] == "failed"
+    assert tests["2.1.1 test_pass"]["status"] == "passed"
+    assert tests["3.3.1 test_partial"]["score"] == pytest.approx(0.4 * 2, abs=1e-6)
     # 3.3's training stage: 8 * 0.5 = 4 points over two tests
     for name in ("3.3.6 test_killed", "3.3.7 test_after"):
         _assert_unfinished(tests[name])
         assert tests[name]["max_score"] == pytest.approx(2, abs=1e-6)
-    for name in ("2.1.1 test_pass", "3.3.1 test_partial"):  # visible/ never ran
-        _assert_unfinished(tests[name])
 
 
 def test_a_training_test_is_saved_as_soon_as_it_completes(pytester, grader_env):
     data = _killed_run(pytester, {"train/test_t.py": """
         @number("3.3.5")
         def test_trained(): pass
-    """, "visible/test_z.py": KILL_AT_ONCE.replace("3.3.", "2.1.")}, "--stage", "all",
-        "--visibility", "visible", conftest=NO_TIMED_WRITES)
+    """, "train/test_z.py": KILL_AT_ONCE}, "--stage", "train", conftest=NO_TIMED_WRITES)
     tests = _by_name(data)
     assert tests["3.3.5 test_trained"]["status"] == "passed"
-    assert tests["3.3.5 test_trained"]["score"] == pytest.approx(4, abs=1e-6)  # 8 * 0.5
-    for name in ("2.1.6 test_killed", "2.1.7 test_after"):
+    assert tests["3.3.5 test_trained"]["score"] == pytest.approx(4 / 3, abs=1e-6)  # 8 * 0.5 / 3
+    for name in ("3.3.6 test_killed", "3.3.7 test_after"):
         _assert_unfinished(tests[name])
 
 
