@@ -98,6 +98,27 @@ def lab1_values(probe, expected, fn: str, group: str) -> tuple[list[dict], list[
     return expected(f"lab1_{fn}"), runs, probe(key, *calls[key])
 
 
+def lab1_results(probe, expected, fn: str, group: str) -> tuple[list[dict], list[dict]]:
+    """(cases, the student's result for each) of one Lab 1 function in ``group``."""
+    __tracebackhide__ = True
+    cases, _, values = lab1_values(probe, expected, fn, group)
+    return cases, values["results"]
+
+
+def check_lab1(probe, expected, fn: str, group: str, **options) -> None:
+    """Judge every case of ``fn`` in ``group`` with ``judge_lab1`` (``options`` passed on)."""
+    __tracebackhide__ = True
+    cases, results = lab1_results(probe, expected, fn, group)
+    judge_lab1(fn, cases, results, names=LAB1_ARGS[fn], hidden=group == "hidden", **options)
+
+
+def check_lab1_trajectory(probe, expected, fn: str, group: str) -> None:
+    """Judge the 200-step run of ``fn`` in ``group``."""
+    __tracebackhide__ = True
+    _, runs, values = lab1_values(probe, expected, fn, group)
+    judge_trajectory(runs[0], values["trajectory"], hidden=group == "hidden")
+
+
 def changed_inputs(case: dict, names: tuple[str, ...], after: list) -> list[str]:
     """The names of the array arguments that ``after`` (the arguments as the call left them,
     reported by the probe) shows different from what was sent: values, shape or dtype."""
@@ -334,6 +355,15 @@ def lab2_values(probe, expected, what: str, group: str) -> dict:
     key = f"{group}-lab2-{what}"
     name, inputs, *timeout = calls[key]
     return probe(key, name, inputs, timeout=timeout[0] if timeout else 30.0)
+
+
+def finetune_run(probe, expected, prune: bool, group: str) -> tuple[dict, dict]:
+    """(case, report) of the group's finetune with ``prune``: one sandbox call runs both
+    finetunes (prune=True and prune=False) of the fixture."""
+    __tracebackhide__ = True
+    case = expected("lab2_finetune")[0]
+    reports = lab2_values(probe, expected, "finetune", group)
+    return dict(case, prune=prune), reports["prune" if prune else "no_prune"]
 
 
 def judge_global(original: dict[str, np.ndarray], report: dict, *, q: float,

@@ -3,28 +3,10 @@ more rows (6x5), more columns (3x8), a 4x6 problem, other learning rates, k in {
 h in {1, 2, 4}, other lambda and tau, and 200-step runs on a shifted target y."""
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from judges import (LAB1_ARGS, judge_at_most_k, judge_lab1, judge_loss, judge_trajectory,
-                    lab1_values)
+from judges import (check_lab1, check_lab1_trajectory, judge_at_most_k, judge_loss,
+                    lab1_results)
 
 GROUP = "hidden"
-
-
-def run_lab1(probe, expected, fn):
-    __tracebackhide__ = True
-    cases, _, values = lab1_values(probe, expected, fn, GROUP)
-    return cases, values["results"]
-
-
-def check_function(probe, expected, fn, **options):
-    __tracebackhide__ = True
-    cases, results = run_lab1(probe, expected, fn)
-    judge_lab1(fn, cases, results, names=LAB1_ARGS[fn], hidden=True, **options)
-
-
-def check_trajectory(probe, expected, fn):
-    __tracebackhide__ = True
-    _, runs, values = lab1_values(probe, expected, fn, GROUP)
-    judge_trajectory(runs[0], values["trajectory"], hidden=True)
 
 
 @number("2.1.3")
@@ -32,7 +14,7 @@ def check_trajectory(probe, expected, fn):
 @tags("lab1", "loss")
 def test_loss_other_shapes(probe, expected):
     """loss on problems with more rows, more columns and another shape."""
-    cases, results = run_lab1(probe, expected, "loss")
+    cases, results = lab1_results(probe, expected, "loss", GROUP)
     judge_loss(cases, results, hidden=True)
 
 
@@ -41,7 +23,7 @@ def test_loss_other_shapes(probe, expected):
 @tags("lab1", "gradient")
 def test_gradient_other_shapes(probe, expected):
     """gradient on problems with more rows, more columns and another shape; inputs unchanged."""
-    check_function(probe, expected, "gradient", start=None)
+    check_lab1(probe, expected, "gradient", GROUP, start=None)
 
 
 @number("2.2.3")
@@ -49,7 +31,7 @@ def test_gradient_other_shapes(probe, expected):
 @tags("lab1", "gd")
 def test_gd_step_other_shapes(probe, expected):
     """gd_step on other shapes and learning rates; inputs unchanged."""
-    check_function(probe, expected, "gd_step")
+    check_lab1(probe, expected, "gd_step", GROUP)
 
 
 @number("2.2.4")
@@ -57,7 +39,7 @@ def test_gd_step_other_shapes(probe, expected):
 @tags("lab1", "gd", "convergence")
 def test_gd_converges_other_target(probe, expected):
     """200 gd_step steps from W0 on the handout's X with another y."""
-    check_trajectory(probe, expected, "gd_step")
+    check_lab1_trajectory(probe, expected, "gd_step", GROUP)
 
 
 @number("2.3.4")
@@ -65,7 +47,7 @@ def test_gd_converges_other_target(probe, expected):
 @tags("lab1", "projected")
 def test_projected_other_k(probe, expected):
     """projected_gd_step on other shapes with k = 1, k = 4 and the default."""
-    check_function(probe, expected, "projected_gd_step")
+    check_lab1(probe, expected, "projected_gd_step", GROUP)
 
 
 @number("2.3.5")
@@ -73,7 +55,7 @@ def test_projected_other_k(probe, expected):
 @tags("lab1", "projected")
 def test_projected_at_most_k_other_k(probe, expected):
     """projected_gd_step leaves at most k nonzeros for k = 1, 4 and the default."""
-    cases, results = run_lab1(probe, expected, "projected_gd_step")
+    cases, results = lab1_results(probe, expected, "projected_gd_step", GROUP)
     judge_at_most_k(cases, results, hidden=True)
 
 
@@ -82,7 +64,7 @@ def test_projected_at_most_k_other_k(probe, expected):
 @tags("lab1", "projected", "convergence")
 def test_projected_converges_other(probe, expected):
     """200 projected steps with another k on another y."""
-    check_trajectory(probe, expected, "projected_gd_step")
+    check_lab1_trajectory(probe, expected, "projected_gd_step", GROUP)
 
 
 @number("2.4.3")
@@ -90,7 +72,7 @@ def test_projected_converges_other(probe, expected):
 @tags("lab1", "subgradient")
 def test_subgradient_other(probe, expected):
     """subgradient_l1_step on other shapes and lambdas, W holding an exact 0."""
-    check_function(probe, expected, "subgradient_l1_step")
+    check_lab1(probe, expected, "subgradient_l1_step", GROUP)
 
 
 @number("2.4.4")
@@ -98,7 +80,7 @@ def test_subgradient_other(probe, expected):
 @tags("lab1", "subgradient", "convergence")
 def test_subgradient_converges_other(probe, expected):
     """200 subgradient steps with another lambda on another y."""
-    check_trajectory(probe, expected, "subgradient_l1_step")
+    check_lab1_trajectory(probe, expected, "subgradient_l1_step", GROUP)
 
 
 @number("2.5.4")
@@ -106,7 +88,7 @@ def test_subgradient_converges_other(probe, expected):
 @tags("lab1", "proximal")
 def test_soft_threshold_other(probe, expected):
     """soft_threshold on other vectors and thresholds."""
-    check_function(probe, expected, "soft_threshold", start=None)
+    check_lab1(probe, expected, "soft_threshold", GROUP, start=None)
 
 
 @number("2.5.5")
@@ -114,7 +96,7 @@ def test_soft_threshold_other(probe, expected):
 @tags("lab1", "proximal")
 def test_proximal_other(probe, expected):
     """proximal_l1_step on other shapes and thresholds."""
-    check_function(probe, expected, "proximal_l1_step")
+    check_lab1(probe, expected, "proximal_l1_step", GROUP)
 
 
 @number("2.5.6")
@@ -122,7 +104,7 @@ def test_proximal_other(probe, expected):
 @tags("lab1", "proximal", "convergence")
 def test_proximal_converges_other(probe, expected):
     """200 proximal steps with another threshold on another y."""
-    check_trajectory(probe, expected, "proximal_l1_step")
+    check_lab1_trajectory(probe, expected, "proximal_l1_step", GROUP)
 
 
 @number("2.6.3")
@@ -130,7 +112,7 @@ def test_proximal_converges_other(probe, expected):
 @tags("lab1", "trimmed")
 def test_trimmed_other_h(probe, expected):
     """trimmed_l1_step on other shapes with h = 1, 2 and 4."""
-    check_function(probe, expected, "trimmed_l1_step")
+    check_lab1(probe, expected, "trimmed_l1_step", GROUP)
 
 
 @number("2.6.4")
@@ -138,4 +120,4 @@ def test_trimmed_other_h(probe, expected):
 @tags("lab1", "trimmed", "convergence")
 def test_trimmed_converges_other(probe, expected):
     """200 trimmed-L1 steps with another threshold and h on another y."""
-    check_trajectory(probe, expected, "trimmed_l1_step")
+    check_lab1_trajectory(probe, expected, "trimmed_l1_step", GROUP)

@@ -3,7 +3,7 @@ float64, partly zero), other sparsities, epochs after the schedule and out of or
 finetune at 70% pruning, and global pruning of another seeded ResNet-20 at another q."""
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from judges import (judge_finetune, judge_global, judge_iterative, judge_prune, judge_sparsity,
+from judges import (finetune_run, judge_finetune, judge_global, judge_iterative, judge_prune, judge_sparsity,
                     lab2_values, resnet_weights)
 
 GROUP = "hidden"
@@ -76,21 +76,13 @@ def test_layer_sparsity_other(probe, expected):
     judge_sparsity(expected("lab2_sparsity"), values, hidden=True)
 
 
-def finetuned(probe, expected, prune):
-    """One sandbox call runs both finetunes (prune=True and prune=False) of the fixture."""
-    __tracebackhide__ = True
-    case = expected("lab2_finetune")[0]
-    reports = lab2_values(probe, expected, "finetune", GROUP)
-    return dict(case, prune=prune), reports["prune" if prune else "no_prune"]
-
-
 @number("3.3.5")
 @visibility("after_published")
 @tags("lab2", "finetune")
 def test_finetune_keeps_zeros_longer(probe, expected):
     """finetune_after_prune(prune=True) for more batches on a network pruned 70% by the
     reference: pruned weights exactly 0 after every step, one step per batch, training happens."""
-    judge_finetune(*finetuned(probe, expected, True), hidden=True)
+    judge_finetune(*finetune_run(probe, expected, True, GROUP), hidden=True)
 
 
 @number("3.3.6")
@@ -98,7 +90,7 @@ def test_finetune_keeps_zeros_longer(probe, expected):
 @tags("lab2", "finetune")
 def test_finetune_without_prune_longer(probe, expected):
     """finetune_after_prune(prune=False) on the same network: one step per batch, training."""
-    judge_finetune(*finetuned(probe, expected, False), hidden=True)
+    judge_finetune(*finetune_run(probe, expected, False, GROUP), hidden=True)
 
 
 @number("3.4.2")

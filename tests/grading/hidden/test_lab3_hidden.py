@@ -7,17 +7,12 @@ from judges import judge_ste_grid, judge_ste_keep_zeros, lab3_results
 GROUP = "hidden"
 
 
-def run_ste(probe, expected, fixture):
-    __tracebackhide__ = True
-    return lab3_results(probe, expected, fixture, GROUP)
-
-
 @number("4.1.5")
 @visibility("after_published")
 @tags("lab3", "ste")
 def test_other_vectors(probe, expected):
     """STE.apply(w, bit) on short vectors holding zeros (not kept without keep_zeros)."""
-    for case, report in run_ste(probe, expected, "lab3_vector"):
+    for case, report in lab3_results(probe, expected, "lab3_vector", GROUP):
         judge_ste_grid(case, report, hidden=True)
 
 
@@ -26,7 +21,7 @@ def test_other_vectors(probe, expected):
 @tags("lab3", "ste")
 def test_other_bits_and_shapes(probe, expected):
     """STE.apply(w, bit) on random tensors of other shapes at bits 1, 3, 5, 6, 7."""
-    for case, report in run_ste(probe, expected, "lab3_random"):
+    for case, report in lab3_results(probe, expected, "lab3_random", GROUP):
         judge_ste_grid(case, report, hidden=True)
 
 
@@ -35,5 +30,5 @@ def test_other_bits_and_shapes(probe, expected):
 @tags("lab3", "keep-zeros")
 def test_keep_zeros_other(probe, expected):
     """STE.apply(w, bit, True) on other sparse tensors at bits 3, 5, 6."""
-    for case, report in run_ste(probe, expected, "lab3_keep_zeros"):
+    for case, report in lab3_results(probe, expected, "lab3_keep_zeros", GROUP):
         judge_ste_keep_zeros(case, report, hidden=True)

@@ -6,28 +6,10 @@ handout's ``gradient`` / ``soft_threshold`` does (so a helper's bug costs only t
 """
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from judges import (LAB1_ARGS, judge_at_most_k, judge_lab1, judge_loss, judge_trajectory,
-                    lab1_values)
+from judges import (check_lab1, check_lab1_trajectory, judge_at_most_k, judge_loss,
+                    lab1_results)
 
 GROUP = "visible"
-
-
-def run_lab1(probe, expected, fn):
-    __tracebackhide__ = True
-    cases, _, values = lab1_values(probe, expected, fn, GROUP)
-    return cases, values["results"]
-
-
-def check_function(probe, expected, fn, **options):
-    __tracebackhide__ = True
-    cases, results = run_lab1(probe, expected, fn)
-    judge_lab1(fn, cases, results, names=LAB1_ARGS[fn], **options)
-
-
-def check_trajectory(probe, expected, fn):
-    __tracebackhide__ = True
-    _, runs, values = lab1_values(probe, expected, fn, GROUP)
-    judge_trajectory(runs[0], values["trajectory"])
 
 
 @number("2.1.1")
@@ -35,7 +17,7 @@ def check_trajectory(probe, expected, fn):
 @tags("lab1", "loss")
 def test_loss(probe, expected):
     """loss(W, X, Y) on random 3x5 problems and the handout's W0: the sum of squared residuals."""
-    cases, results = run_lab1(probe, expected, "loss")
+    cases, results = lab1_results(probe, expected, "loss", GROUP)
     judge_loss(cases, results)
 
 
@@ -45,7 +27,7 @@ def test_loss(probe, expected):
 def test_gradient(probe, expected):
     """gradient(W, X, Y) on random 3x5 problems and the handout's W0: 2 X^T (X W - y), inputs
     unchanged, a new float ndarray of W's shape."""
-    check_function(probe, expected, "gradient", start=None)
+    check_lab1(probe, expected, "gradient", GROUP, start=None)
 
 
 @number("2.2.1")
@@ -54,7 +36,7 @@ def test_gradient(probe, expected):
 def test_gd_step(probe, expected):
     """gd_step(W, X, Y, lr) on random 3x5 problems (lr 0.02, 0.05) and the handout's first step:
     one full-batch step, inputs unchanged."""
-    check_function(probe, expected, "gd_step")
+    check_lab1(probe, expected, "gd_step", GROUP)
 
 
 @number("2.2.2")
@@ -63,7 +45,7 @@ def test_gd_step(probe, expected):
 def test_gd_converges(probe, expected):
     """200 gd_step steps from W0 on the handout's problem reach the minimum-norm solution
     [0.7476, -2.3894, 0.1226, -0.0313, 1.5649] (within 1e-4 of the reference)."""
-    check_trajectory(probe, expected, "gd_step")
+    check_lab1_trajectory(probe, expected, "gd_step", GROUP)
 
 
 @number("2.3.1")
@@ -72,7 +54,7 @@ def test_gd_converges(probe, expected):
 def test_projected_gd_step(probe, expected):
     """projected_gd_step on random problems with k = 2 (default) and k = 3: the gradient step,
     then the k largest |V| kept; inputs unchanged."""
-    check_function(probe, expected, "projected_gd_step")
+    check_lab1(probe, expected, "projected_gd_step", GROUP)
 
 
 @number("2.3.2")
@@ -80,7 +62,7 @@ def test_projected_gd_step(probe, expected):
 @tags("lab1", "projected")
 def test_projected_at_most_k(probe, expected):
     """projected_gd_step's output has at most k nonzero entries (same inputs as 2.3.1)."""
-    cases, results = run_lab1(probe, expected, "projected_gd_step")
+    cases, results = lab1_results(probe, expected, "projected_gd_step", GROUP)
     judge_at_most_k(cases, results)
 
 
@@ -89,7 +71,7 @@ def test_projected_at_most_k(probe, expected):
 @tags("lab1", "projected", "convergence")
 def test_projected_converges(probe, expected):
     """200 projected steps (k = 2) from W0 reach [0, -3, 0, 0, 1]."""
-    check_trajectory(probe, expected, "projected_gd_step")
+    check_lab1_trajectory(probe, expected, "projected_gd_step", GROUP)
 
 
 @number("2.4.1")
@@ -98,7 +80,7 @@ def test_projected_converges(probe, expected):
 def test_subgradient_step(probe, expected):
     """subgradient_l1_step on random problems (lam 0.5, 2, 0.2; W holds an exact 0, where
     sign(0) = 0); inputs unchanged."""
-    check_function(probe, expected, "subgradient_l1_step")
+    check_lab1(probe, expected, "subgradient_l1_step", GROUP)
 
 
 @number("2.4.2")
@@ -106,7 +88,7 @@ def test_subgradient_step(probe, expected):
 @tags("lab1", "subgradient", "convergence")
 def test_subgradient_converges(probe, expected):
     """200 subgradient steps (lam = 0.5) from W0 end at the reference's W."""
-    check_trajectory(probe, expected, "subgradient_l1_step")
+    check_lab1_trajectory(probe, expected, "subgradient_l1_step", GROUP)
 
 
 @number("2.5.1")
@@ -115,7 +97,7 @@ def test_subgradient_converges(probe, expected):
 def test_soft_threshold(probe, expected):
     """soft_threshold(v, tau) on random vectors with entries on both sides of tau:
     sign(v) max(|v| - tau, 0)."""
-    check_function(probe, expected, "soft_threshold", start=None)
+    check_lab1(probe, expected, "soft_threshold", GROUP, start=None)
 
 
 @number("2.5.2")
@@ -124,7 +106,7 @@ def test_soft_threshold(probe, expected):
 def test_proximal_step(probe, expected):
     """proximal_l1_step on random problems (tau 0.3, 0.1, 0.02): gradient step, then soft
     threshold; inputs unchanged."""
-    check_function(probe, expected, "proximal_l1_step")
+    check_lab1(probe, expected, "proximal_l1_step", GROUP)
 
 
 @number("2.5.3")
@@ -132,7 +114,7 @@ def test_proximal_step(probe, expected):
 @tags("lab1", "proximal", "convergence")
 def test_proximal_converges(probe, expected):
     """200 proximal steps (tau = 0.01) from W0 reach [0, -2.95, 0, 0, 0.958]."""
-    check_trajectory(probe, expected, "proximal_l1_step")
+    check_lab1_trajectory(probe, expected, "proximal_l1_step", GROUP)
 
 
 @number("2.6.1")
@@ -141,7 +123,7 @@ def test_proximal_converges(probe, expected):
 def test_trimmed_step(probe, expected):
     """trimmed_l1_step on random problems with h = 3 (default) and h = 2: only the h smallest
     |V| are soft-thresholded; inputs unchanged."""
-    check_function(probe, expected, "trimmed_l1_step")
+    check_lab1(probe, expected, "trimmed_l1_step", GROUP)
 
 
 @number("2.6.2")
@@ -149,4 +131,4 @@ def test_trimmed_step(probe, expected):
 @tags("lab1", "trimmed", "convergence")
 def test_trimmed_converges(probe, expected):
     """200 trimmed-L1 steps (tau = 0.04, h = 3) from W0 reach [0, -3, 0, 0, 1] with no bias."""
-    check_trajectory(probe, expected, "trimmed_l1_step")
+    check_lab1_trajectory(probe, expected, "trimmed_l1_step", GROUP)

@@ -6,7 +6,7 @@ so a bug in one function costs only that function's points.
 """
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from judges import (judge_finetune, judge_global, judge_iterative, judge_prune, judge_sparsity,
+from judges import (finetune_run, judge_finetune, judge_global, judge_iterative, judge_prune, judge_sparsity,
                     lab2_values, resnet_weights)
 
 GROUP = "visible"
@@ -47,14 +47,6 @@ def test_layer_sparsity(probe, expected):
     judge_sparsity(expected("lab2_sparsity"), values)
 
 
-def finetuned(probe, expected, prune):
-    """One sandbox call runs both finetunes (prune=True and prune=False) of the fixture."""
-    __tracebackhide__ = True
-    case = expected("lab2_finetune")[0]
-    reports = lab2_values(probe, expected, "finetune", GROUP)
-    return dict(case, prune=prune), reports["prune" if prune else "no_prune"]
-
-
 @number("3.3.2")
 @visibility("visible")
 @tags("lab2", "finetune")
@@ -62,7 +54,7 @@ def test_finetune_keeps_zeros(probe, expected):
     """finetune_after_prune(prune=True) for 3 batches on a small CNN pruned 50% by the reference
     (SGD with momentum and weight decay): one step per batch, training happens, and every pruned
     weight is exactly 0 after every optimizer step."""
-    judge_finetune(*finetuned(probe, expected, True))
+    judge_finetune(*finetune_run(probe, expected, True, GROUP))
 
 
 @number("3.3.3")
@@ -71,7 +63,7 @@ def test_finetune_keeps_zeros(probe, expected):
 def test_finetune_without_prune_trains(probe, expected):
     """finetune_after_prune(prune=False) on the same network: one step per batch and the weights
     change (pruned weights may regrow)."""
-    judge_finetune(*finetuned(probe, expected, False))
+    judge_finetune(*finetune_run(probe, expected, False, GROUP))
 
 
 @number("3.4.1")

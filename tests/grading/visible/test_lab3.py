@@ -8,18 +8,13 @@ from judges import (judge_ste_grad, judge_ste_grid, judge_ste_keep_zeros, judge_
 GROUP = "visible"
 
 
-def run_ste(probe, expected, fixture):
-    __tracebackhide__ = True
-    return lab3_results(probe, expected, fixture, GROUP)
-
-
 @number("4.1.1")
 @visibility("visible")
 @tags("lab3", "ste")
 def test_handout_vector(probe, expected):
     """STE.apply(w, 2) on the handout's w = [-1, -0.5, 0, 0.3, 1] gives [-1, -1/3, 1/3, 1/3, 1]
     (the 0 is quantized like any value: zeros are kept only with keep_zeros=True)."""
-    for case, report in run_ste(probe, expected, "lab3_vector"):
+    for case, report in lab3_results(probe, expected, "lab3_vector", GROUP):
         judge_ste_grid(case, report)
 
 
@@ -31,9 +26,9 @@ def test_random_tensors(probe, expected):
     at most 2**bit levels, min and max preserved, error <= alpha / (2 (2**bit - 1)), and the
     reference's values (float32 slack; one level either way at an exact rounding tie). Also
     STE.apply(w, None) returns w unchanged and STE.apply(w, 0) returns zeros."""
-    for case, report in run_ste(probe, expected, "lab3_random"):
+    for case, report in lab3_results(probe, expected, "lab3_random", GROUP):
         judge_ste_grid(case, report)
-    for case, report in run_ste(probe, expected, "lab3_special"):
+    for case, report in lab3_results(probe, expected, "lab3_special", GROUP):
         judge_ste_special(case, report)
 
 
@@ -42,7 +37,7 @@ def test_random_tensors(probe, expected):
 @tags("lab3", "ste", "backward")
 def test_straight_through_gradient(probe, expected):
     """out = STE.apply(w, bit) for bits 2 and 6, out.backward(g): w.grad equals g exactly."""
-    for case, report in run_ste(probe, expected, "lab3_grad"):
+    for case, report in lab3_results(probe, expected, "lab3_grad", GROUP):
         judge_ste_grad(case, report)
 
 
@@ -53,5 +48,5 @@ def test_keep_zeros(probe, expected):
     """STE.apply(w, bit, True) on random tensors with 40% exact zeros (bits 2, 4) and on the
     handout's vector: zeros stay exactly 0 and the other values are quantized, with alpha and
     beta over all weights or over the nonzero weights only (both accepted)."""
-    for case, report in run_ste(probe, expected, "lab3_keep_zeros"):
+    for case, report in lab3_results(probe, expected, "lab3_keep_zeros", GROUP):
         judge_ste_keep_zeros(case, report)
