@@ -82,11 +82,19 @@ def sparsity(inputs: dict) -> dict:
     values = []
     for weight in inputs["weights"]:
         value = student_function("lab2", "layer_sparsity")(build_layer(weight).to(device))
-        if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
-            value = plain(value, what="layer_sparsity's return value")
-        values.append(value if isinstance(value, (int, float, np.ndarray)) or value is None
-                      else f"<{type(value).__qualname__}>")
+        values.append(_reported(value, "layer_sparsity's return value"))
     return {"values": values}
+
+
+def _reported(value, what: str):
+    """A returned number as data for the trusted side: tensors and numpy values as ndarrays
+    (``plain``), ints, floats and None as they are, anything else as ``"<TypeName>"`` for the
+    judge to name in its message."""
+    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
+        value = plain(value, what=what)
+    if isinstance(value, (int, float, np.ndarray)) or value is None:
+        return value
+    return f"<{type(value).__qualname__}>"
 
 
 def iterative(inputs: dict) -> dict:
@@ -94,11 +102,7 @@ def iterative(inputs: dict) -> dict:
     function = student_function("lab2", "iterative_prune_percentage")
     values = []
     for epoch in inputs["epochs"]:
-        value = function(int(epoch))
-        if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
-            value = plain(value, what="iterative_prune_percentage's return value")
-        values.append(value if isinstance(value, (int, float, np.ndarray)) or value is None
-                      else f"<{type(value).__qualname__}>")
+        values.append(_reported(function(int(epoch)), "iterative_prune_percentage's return value"))
     return {"values": values}
 
 
