@@ -19,7 +19,8 @@ from typing import Callable, Sequence
 
 from autograder import paths
 from autograder.errors import GraderError
-from autograder.report import Results, write_results
+from autograder.report import Results
+from autograder.results_writer import ResultsWriter
 
 DEFAULT_SUBMISSION = paths.REFERENCE_DIR
 
@@ -94,28 +95,35 @@ def pytest_args(src: Path, *, stage: str, device: str, visibility: str, data=Non
 def grade_submission(src, *, out=None, stage: str = "unit", device: str = "auto",
                      visibility: str = "all", data=None, checkpoint=None,
                      expected_count: int | None = None, verbose: bool = False,
-                     post_process: Sequence[Callable[[Results], Results]] = ()) -> Results:
+                     post_process: Sequence[Callable[[Results], Results]] = (),
+                     writer: ResultsWriter | None = None) -> Results:
     """Grade the submission ``src`` (folder or .zip) and return its Results.
 
     ``stage``: "unit", "train" or "all"; ``visibility``: "all" or "visible" (the handout's
     tests only); ``data``/``checkpoint``: paths for the training stage (default: the embedded
-    ones). ``post_process`` functions (e.g. a late penalty) run on the built Results, in order,
-    before it is written to ``out`` (results.json, written once, atomically). Prints the
+    ones). ``post_process`` functions (e.g. a late penalty) run on the built Results, in order.
+    ``out``: write results.json there (as progress while tests complete, then the final,
+    post-processed Results), through a ``ResultsWriter`` made for it, or through ``writer``
+    (one that already wrote a fallback, say: ``autograder.gradescope``); ``writer`` is used
+    with its own path and post-processing, and ``out`` must then be None. Prints the
     per-problem table; ``verbose`` shows pytest's own output instead (tracebacks included: for
     staff, e.g. Gradescope's hidden stdout). Raises GraderError if pytest produced no Results.
     """
     import pytest
 
+    if writer is not None and (out is not None or post_process):
+        raise ValueError("grade_submission: give either writer or out/post_process, not both")
+    if writer is None and out is not None:
+        writer = ResultsWriter(out, post_process=post_process)
     capture = _Capture()
-    # With ``out``, the plugin also rewrites the file as tests complete, so a grade killed
-    # partway keeps what it graded; the write below supersedes it.
     args = pytest_args(Path(src), stage=stage, device=device, visibility=visibility, data=data,
                        checkpoint=checkpoint, expected_count=expected_count,
-                       results=Path(out) if out is not None else None)
+                       results=writer.path if writer is not None else None)
     args += ["-q"] if verbose else ["-p", "no:terminal"]
     progress = None if verbose else _ProgressBar.on_terminal()  # verbose: pytest shows its own
+    plugins = [capture] + ([writer] if writer else []) + ([progress] if progress else [])
     try:
-        code = pytest.main(args, plugins=[capture] + ([progress] if progress else []))
+        code = pytest.main(args, plugins=plugins)
     finally:
         if progress is not None:
             progress.close()
@@ -124,10 +132,9 @@ def grade_submission(src, *, out=None, stage: str = "unit", device: str = "auto"
     results = results_of(capture.config) if capture.config is not None else None
     if results is None:
         raise GraderError(f"the grading run produced no results (pytest exit code {int(code)})")
-    for step in post_process:
-        results = step(results)
-    if out is not None:
-        write_results(results, out)
+    if writer is None:  # no file: the steps still apply to what is returned
+        for step in post_process:
+            results = step(results)
     if not verbose:  # verbose runs print it from the plugin's terminal summary
         print(results.terminal_table())
         for entry in results.staff_log:

@@ -25,7 +25,7 @@ import traceback
 from pathlib import Path
 
 from autograder import paths
-from autograder.report import write_fallback
+from autograder.results_writer import ResultsWriter
 
 EXPECTED_COUNTS = paths.ROOT / "expected_counts.json"
 
@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
         rubric = load_rubric()
     except Exception:
         rubric = None
+    writer = ResultsWriter(out)  # every write of results.json, the fallbacks included
     try:
-        write_fallback(out, "the grader stopped before finishing", rubric=rubric, stages=stages)
+        writer.fallback("the grader stopped before finishing", rubric=rubric, stages=stages)
     except Exception:
         traceback.print_exc()
         return 1
@@ -70,13 +71,13 @@ def run(args: argparse.Namespace) -> int:
         _hide_secrets(root)
         from autograder.grade import grade_submission
 
-        grade_submission(root / "submission", out=out, stage=args.stage, device=args.device,
+        grade_submission(root / "submission", writer=writer, stage=args.stage, device=args.device,
                          data=os.environ.get("HW4_DATA"),
                          checkpoint=os.environ.get("HW4_CHECKPOINT"),
                          expected_count=expected_count(args.stage), verbose=True)
     except BaseException as error:  # even KeyboardInterrupt/SystemExit: leave a valid file
         traceback.print_exc()
-        write_fallback(out, f"internal grading error ({type(error).__name__})", rubric=rubric,
+        writer.fallback(f"internal grading error ({type(error).__name__})", rubric=rubric,
                        stages=stages)
         if isinstance(error, KeyboardInterrupt):
             raise

@@ -1,10 +1,10 @@
 """Results as data: one record per graded test, serialized once into Gradescope's results.json.
 
-The plugin builds a ``Results`` in memory; ``write_results`` validates it against
-``schema/results.schema.json`` and writes it atomically (temporary file, then ``os.replace``),
-so a reader never sees half a file. Adjustments such as a late penalty are post-processing on a
-built ``Results`` (``with_adjustment``), never done inside tests. ``fallback_results`` builds a
-valid file for a run that died: everything not graded is a failed test "not graded: <reason>".
+The plugin builds a ``Results`` in memory; ``validate_json`` checks its JSON against
+``schema/results.schema.json``, and ``autograder.results_writer.ResultsWriter``, the one writer
+of results.json, writes it. Adjustments such as a late penalty are post-processing on a built
+``Results`` (``with_adjustment``), never done inside tests. ``fallback_results`` builds the
+Results of a run that died: everything not graded is a failed test "not graded: <reason>".
 
 Student-facing text (``TestResult.output``, ``Results.notes``) is markdown; ``staff_detail`` and
 ``staff_log`` hold tracebacks for course staff and never reach results.json.
@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,29 +206,6 @@ def validate_json(data: dict) -> None:
             raise jsonschema.ValidationError(f"test {test['name']!r}: score above max_score")
 
 
-def write_results(results: Results, path: Path | str) -> Path:
-    """Validate, then write ``results`` to ``path`` atomically. Returns the path."""
-    data = results.to_json()
-    validate_json(data)
-    return _atomic_write_json(data, Path(path))
-
-
-def _atomic_write_json(data: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def not_graded(test: TestResult, reason: str) -> TestResult:
     """``test`` as a failed, ungraded entry that keeps its max_score."""
     return dataclasses.replace(test, score=0.0, status="failed", kind="not_graded",
@@ -262,20 +237,6 @@ def fallback_results(reason: str, *, graded=(), pending=None, rubric=None,
     return Results(tests=tuple(tests), execution_time=execution_time, titles=titles,
                    notes=(f"Grading did not finish: {reason}. Please resubmit or contact the "
                           "course staff.",))
-
-
-def write_fallback(path: Path | str, reason: str, **kwargs) -> Path:
-    """Write ``fallback_results(reason, **kwargs)``; falls back further to a minimal document
-    if even that cannot be built or validated, so a valid file is always left behind."""
-    try:
-        return write_results(fallback_results(reason, **kwargs), path)
-    except Exception:  # the last line of defence: a hand-built document that always validates
-        return _atomic_write_json({
-            "score": 0, "execution_time": 0, "output": f"Grading did not finish: {reason}.",
-            "output_format": "md", "visibility": "visible", "stdout_visibility": "hidden",
-            "tests": [{"score": 0, "max_score": 0, "status": "failed",
-                       "name": "Autograder", "output": f"not graded: {reason}",
-                       "visibility": "visible"}]}, Path(path))
 
 
 def _number_key(number: str):

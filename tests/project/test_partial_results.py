@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from autograder import paths, plugin
+from autograder import paths, results_writer
 from autograder.report import validate_json
 from test_plugin import lay_out
 
@@ -69,7 +69,8 @@ KILL_AT_ONCE = """
     def test_after(): pass
 """
 # An interval no run reaches: only the training stage's own rules can write.
-NO_TIMED_WRITES = "import autograder.plugin\nautograder.plugin.CHECKPOINT_INTERVAL_S = 1e9\n"
+NO_TIMED_WRITES = ("import autograder.results_writer\n"
+                   "autograder.results_writer.CHECKPOINT_INTERVAL_S = 1e9\n")
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def _by_name(data) -> dict:
 def _assert_unfinished(test: dict) -> None:
     assert test["status"] == "failed" and test["score"] == 0
     assert test["extra_data"]["kind"] == "not_graded"
-    assert test["output"] == f"not graded: {plugin.UNFINISHED_REASON}"
+    assert test["output"] == f"not graded: {results_writer.UNFINISHED_REASON}"
 
 
 def test_a_killed_grade_keeps_the_scores_of_the_tests_it_completed(pytester, grader_env):
@@ -113,7 +114,7 @@ def test_a_killed_grade_keeps_the_scores_of_the_tests_it_completed(pytester, gra
     for name in ("2.1.2 test_killed", "2.1.3 test_after"):
         _assert_unfinished(tests[name])
         assert tests[name]["max_score"] == pytest.approx(1 / 3, abs=1e-6)
-    assert plugin.UNFINISHED_NOTE in data["output"]
+    assert results_writer.UNFINISHED_NOTE in data["output"]
 
 
 def test_unit_results_are_saved_before_the_training_stage_starts(pytester, grader_env):
@@ -147,18 +148,18 @@ def test_a_failed_progress_write_keeps_the_previous_file_and_grading_goes_on(pyt
     # Every completion writes (interval 0); writes fail while the flag file exists.
     conftest = """
         import pathlib
-        import autograder.plugin
+        import autograder.results_writer
 
         FLAG = pathlib.Path(__file__).parent / "writes-fail"
-        autograder.plugin.CHECKPOINT_INTERVAL_S = 0
-        _write = autograder.plugin.write_results
+        autograder.results_writer.CHECKPOINT_INTERVAL_S = 0
+        _write = autograder.results_writer.write_results
 
         def flaky_write(results, path):
             if FLAG.exists():
                 raise OSError(28, "No space left on device")
             return _write(results, path)
 
-        autograder.plugin.write_results = flaky_write
+        autograder.results_writer.write_results = flaky_write
     """
     args = lay_out(pytester, {"visible/test_w.py": """
         import json, pathlib
@@ -189,7 +190,7 @@ def test_a_failed_progress_write_keeps_the_previous_file_and_grading_goes_on(pyt
     validate_json(data)
     assert {t["name"] for t in data["tests"] if t["status"] == "passed"} == {
         "2.1.1 test_first", "2.1.2 test_second", "2.1.3 test_third"}
-    assert plugin.UNFINISHED_NOTE not in data["output"]
+    assert results_writer.UNFINISHED_NOTE not in data["output"]
 
 
 def test_a_completed_grade_is_the_same_whether_or_not_progress_was_written(pytester, monkeypatch):
@@ -202,7 +203,7 @@ def test_a_completed_grade_is_the_same_whether_or_not_progress_was_written(pytes
     """}
     finals = []
     for interval in (0.0, 1e9):  # progress after every test; none after collection
-        monkeypatch.setattr(plugin, "CHECKPOINT_INTERVAL_S", interval)
+        monkeypatch.setattr(results_writer, "CHECKPOINT_INTERVAL_S", interval)
         pytester.runpytest_inprocess(*lay_out(pytester, files))
         data = json.loads((pytester.path / "results.json").read_text())
         validate_json(data)
@@ -213,5 +214,5 @@ def test_a_completed_grade_is_the_same_whether_or_not_progress_was_written(pytes
     assert tests["2.1.1 test_pass"]["score"] == pytest.approx(1 / 2, abs=1e-6)
     assert tests["4.4.1 test_bonus"]["status"] == "passed"
     assert tests["2.1.2 test_skip"]["extra_data"]["kind"] == "skipped"
-    assert not any(plugin.UNFINISHED_REASON in t["output"] for t in finals[0]["tests"])
-    assert plugin.UNFINISHED_NOTE not in finals[0]["output"]
+    assert not any(results_writer.UNFINISHED_REASON in t["output"] for t in finals[0]["tests"])
+    assert results_writer.UNFINISHED_NOTE not in finals[0]["output"]

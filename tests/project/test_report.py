@@ -1,4 +1,5 @@
-"""Results data: schema-valid results.json, written atomically, and the fallback file."""
+"""Results data and their one writer: schema-valid results.json, written atomically, the fallback
+file, and post-processing before the final write."""
 from __future__ import annotations
 
 import json
@@ -6,9 +7,9 @@ import json
 import jsonschema
 import pytest
 
-from autograder import report
-from autograder.report import (Results, TestResult, fallback_results, validate_json, write_fallback,
-                               write_results)
+from autograder import results_writer
+from autograder.report import Results, TestResult, fallback_results, validate_json
+from autograder.results_writer import ResultsWriter, write_results
 from autograder.rubric import load_rubric, parse_rubric
 
 
@@ -58,7 +59,7 @@ def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     def fail_midway(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(report.json, "dump", fail_midway)
+    monkeypatch.setattr(results_writer.json, "dump", fail_midway)
     with pytest.raises(OSError):
         write_results(Results(tests=(_test(score=0.0),)), out)
     assert out.read_text() == before  # the old file is intact, never half-written
@@ -75,8 +76,8 @@ def test_invalid_results_are_not_written(tmp_path):
 def test_fallback_keeps_graded_tests_and_fails_the_rest_with_max_score(tmp_path):
     graded = _test("2.1.1")
     pending = [_test("2.1.1", 0.0), _test("2.1.2", 0.0, 2.0)]
-    out = write_fallback(tmp_path / "results.json", "the sandbox died", graded=[graded],
-                         pending=pending)
+    out = ResultsWriter(tmp_path / "results.json").fallback("the sandbox died", graded=[graded],
+                                                            pending=pending)
     data = json.loads(out.read_text())
     validate_json(data)
     assert [(t["name"], t["score"], t["max_score"]) for t in data["tests"]] == [
@@ -96,8 +97,30 @@ def test_fallback_from_the_rubric_covers_every_autograded_point():
 
 
 def test_fallback_survives_an_unbuildable_document(tmp_path):
-    out = write_fallback(tmp_path / "results.json", "boom", pending=[object()])
+    out = ResultsWriter(tmp_path / "results.json").fallback("boom", pending=[object()])
     validate_json(json.loads(out.read_text()))
+
+
+def test_the_final_write_applies_post_processing_in_order(tmp_path):
+    steps = [lambda r: r.with_adjustment("Late penalty (1 day)", -0.5),
+             lambda r: r.with_adjustment("Regrade", 0.25)]
+    writer = ResultsWriter(tmp_path / "results.json", post_process=steps)
+    returned = writer.final(Results(tests=(_test(score=2.0, max_score=2.0),)))
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert returned.score == data["score"] == pytest.approx(1.75)
+    assert returned.adjustments == (("Late penalty (1 day)", -0.5), ("Regrade", 0.25))
+
+
+def test_an_unwritable_final_leaves_every_test_not_graded(tmp_path, capsys):
+    writer = ResultsWriter(tmp_path / "results.json")
+    writer.final(Results(tests=(_test("2.1.1", score=3.0, max_score=1.0), _test("2.1.2"))))
+    data = json.loads((tmp_path / "results.json").read_text())
+    validate_json(data)
+    assert [(t["name"], t["score"], t["max_score"]) for t in data["tests"]] == [
+        ("2.1.1 t", 0.0, 1.0), ("2.1.2 t", 0.0, 1.0)]
+    assert all(t["output"].startswith("not graded: results could not be written")
+               for t in data["tests"])
+    assert "[staff] results.json replaced by the fallback" in capsys.readouterr().err
 
 
 def test_late_penalty_is_post_processing():
