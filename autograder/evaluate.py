@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from autograder.machine import resolve_device
 from autograder.paths import ROOT, ensure_provided_importable
 
 
@@ -22,14 +23,6 @@ def reference_ste():
         sys.path.insert(0, str(ROOT))
     from reference.lab3 import STE
     return STE
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; anything else unchanged."""
-    if device != "auto":
-        return device
-    import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def accuracy(checkpoint=None, data=None, nbits=None, limit=None, device="cpu") -> float:

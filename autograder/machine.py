@@ -1,4 +1,5 @@
-"""What the machine lets the grade use: the memory limit of its container, or its RAM.
+"""What the machine lets the grade use: the memory limit of its container, or its RAM, and
+which device "auto" means on it.
 
 Gradescope runs each grade in a container whose memory limit (768 MB by default) is a cgroup
 limit; going past it gets a process killed by the kernel. ``memory_limit()`` reads it so that
@@ -73,3 +74,18 @@ def _read_limit(path: Path) -> int | None:
         return int(text)
     except ValueError:
         return None
+
+
+def resolve_device(device: str) -> str:
+    """The device a grade runs the student's code on: ``"auto"`` is ``"cuda"`` where torch sees
+    a GPU, else ``"cpu"``; ``"cpu"`` and ``"cuda[:N]"`` stay as given. The one place "auto" is
+    decided (the plugin, the sandbox, the training stage and ``evaluate`` ask it)."""
+    if device == "auto":
+        import torch  # only here: the unit stage's grading process needs no torch otherwise
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not device.startswith("cuda"):
+        from autograder.errors import GraderError
+
+        raise GraderError(f"unknown device {device!r}")
+    return device

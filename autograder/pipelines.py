@@ -142,8 +142,8 @@ class Setting:
         from hw4.data import load_dataset
         data = data or os.environ.get("HW4_DATA") or None
         checkpoint = checkpoint or os.environ.get("HW4_CHECKPOINT") or None
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        from autograder.machine import resolve_device
+        device = resolve_device(device)
         device_type = "cuda" if device.startswith("cuda") else "cpu"
         budget = BUDGETS[device_type]
         return cls(_prefixes(load_dataset(data), budget), Path(checkpoint) if checkpoint else None,

@@ -211,6 +211,17 @@ def student_function(module_name: str, fn_name: str):
     return call
 
 
+def student_ste(module):
+    """The class ``STE`` of the student's imported ``lab3`` module: the one lookup of it, for the
+    Lab 3 probe and the training stage. MissingFunction when it is absent or has no ``apply``
+    (not a ``torch.autograd.Function``)."""
+    ste = getattr(module, "STE", None)
+    if ste is None or not hasattr(ste, "apply"):
+        raise MissingFunction("`lab3.py` does not define the class `STE` "
+                              "(a `torch.autograd.Function`).")
+    return ste
+
+
 # -- outputs ---------------------------------------------------------------------------------
 
 def _numpy_scalar_types() -> tuple[type, ...]:

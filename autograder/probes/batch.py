@@ -11,8 +11,8 @@ Isolation inside the batch, as far as one process allows:
 - a sub-call that raises is reported as its error, never propagated: one function's exception
   costs only the tests that asked about that function.
 A sub-call that ends, crashes or hangs the process fails the whole batch; the trusted side then
-asks each question again in its own child (``tests/grading/conftest.py``), so the failure is
-charged to the function that caused it.
+asks each question again in its own child (``autograder.sandbox.client.Sandbox.run_batch``), so
+the failure is charged to the function that caused it.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import torch
 
 from autograder import probes
 from autograder.errors import GraderError
+from autograder.probes.outcome import classify, success
 
 
 def _fresh_state(cwd: str, threads: int, seed: int) -> None:
@@ -44,13 +45,9 @@ def _fresh_state(cwd: str, threads: int, seed: int) -> None:
 def run(inputs: dict) -> dict:
     """Run each ``{"probe": name, "inputs": {...}}`` of ``inputs["calls"]`` in order.
 
-    Returns ``{"results": [...]}``, one per call: ``{"ok": True, "values": {...}}`` or
-    ``{"ok": False, "error": {"kind", "message", "details"}}`` with the kinds and messages the
-    sandbox gives a call that raises (``autograder.sandbox.child.classify``). Nested batches
-    are refused (GraderError).
+    Returns ``{"results": [...]}``, one message per call, as the sandbox child writes for a
+    single call (``autograder.probes.outcome``). Nested batches are refused (GraderError).
     """
-    from autograder.sandbox.child import classify
-
     cwd, threads, seed = os.getcwd(), torch.get_num_threads(), int(inputs.get("seed", 0))
     results = []
     for call in inputs["calls"]:
@@ -58,7 +55,7 @@ def run(inputs: dict) -> dict:
             raise GraderError("batch.run does not nest")
         _fresh_state(cwd, threads, seed)
         try:
-            results.append({"ok": True, "values": probes.run_probe(call["probe"], call["inputs"])})
+            results.append(success(probes.run_probe(call["probe"], call["inputs"])))
         except BaseException as error:  # reported as data; SystemExit too, see the docstring
             results.append(classify(error, probes.device()))
     return {"results": results}

@@ -25,8 +25,8 @@ import torch
 import torch.nn as nn
 import torch.utils.deterministic
 
-from autograder.errors import InvalidOutput, MissingFunction
-from autograder.probes import plain, student, student_function
+from autograder.errors import InvalidOutput
+from autograder.probes import plain, student, student_function, student_ste
 from hw4.data import Dataset, train_loader
 from hw4.resnet import FP_Conv, FP_Linear, ResNetCIFAR, prunable_layers
 from hw4.training import course_criterion, course_optimizer, train_epoch
@@ -78,12 +78,8 @@ def _student_module(name: str, device: str):
 
 
 def _student_ste(device: str):
-    """The student's ``lab3.STE``; MissingFunction when it is absent or not a Function."""
-    ste = getattr(_student_module("lab3", device), "STE", None)
-    if ste is None or not hasattr(ste, "apply"):
-        raise MissingFunction("`lab3.py` does not define the class `STE` "
-                              "(a `torch.autograd.Function`).")
-    return ste
+    """The student's ``lab3.STE`` (``probes.student_ste``), its module's ``device`` ours."""
+    return student_ste(_student_module("lab3", device))
 
 
 def _network(inputs: dict, device: str, Nbits=None, ste=None, keep_zeros=False) -> ResNetCIFAR:

@@ -2,8 +2,7 @@
 
 ``run_call`` runs right after the zygote's fork and never returns: it leaves with ``os._exit``
 (no atexit handler, no buffered stdio of the zygote, no finalizer ever runs). The result is a
-wire message in the call directory: ``{"ok": True, "values": ...}`` or ``{"ok": False, "error":
-{"kind", "message", "details"}}``, where kind is a SubmissionError kind or ``"grader"``.
+wire message in the call directory, in the call protocol of ``autograder.probes.outcome``.
 """
 from __future__ import annotations
 
@@ -18,17 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import probes
-from autograder.errors import GraderError, SubmissionError
+from autograder.probes.outcome import classify, failure, success
 from autograder.sandbox import limits as limits_module
 from autograder.sandbox import mounts, secrets, wire
 
 EXIT_SETUP_FAILED = 70
 OUTPUT_FILE = "output.txt"
 RUNNING_FILE = "running.txt"
-
-_CUDA_SIGNS = ("Torch not compiled with CUDA enabled", "NVIDIA driver", "No CUDA GPUs are available",
-               "CUDA", "cuda")
-_MEMORY_SIGNS = ("can't allocate memory", "not enough memory", "out of memory", "Cannot allocate memory")
 
 
 @dataclass
@@ -96,45 +91,11 @@ def _prepare_process(setup: Setup, request: dict, call_dir: Path) -> None:
     probes.configure(setup.submission_dir, device=request["device"], running_file=call_dir / RUNNING_FILE)
 
 
-def _error(kind: str, message: str, details: str = "") -> dict:
-    return {"ok": False, "error": {"kind": kind, "message": message, "details": details}}
-
-
-def classify(error: BaseException, device: str) -> dict:
-    """The error message for the trusted side: whose fault, what, and where in the student's files."""
-    if isinstance(error, SubmissionError):
-        return _error(error.kind, error.message, error.details)
-    if isinstance(error, GraderError):
-        return _error("grader", str(error), traceback.format_exc())
-    frames = probes.student_frames(error)
-    escaped_from = probes.raised_by_student(error)
-    where = f"`{frames[-1].name}` in `{os.path.basename(frames[-1].filename)}`" if frames \
-        else f"`{escaped_from}`" if escaped_from else "your code"
-    details = probes.format_student_traceback(error)
-    if not isinstance(error, Exception):  # SystemExit, KeyboardInterrupt, pytest's outcomes
-        return _error("no_result", f"{where} raised `{probes.describe(error)}`, which ends the process "
-                      f"instead of returning a result. Return values; do not exit.", details)
-    if isinstance(error, NotImplementedError):
-        return _error("not_implemented", f"{where} is not implemented yet (it raised NotImplementedError).",
-                      details)
-    if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and
-                                          any(sign in str(error) for sign in _MEMORY_SIGNS)):
-        return _error("out_of_memory", f"{where} ran out of memory (`{probes.describe(error)}`).", details)
-    if not frames and not escaped_from:
-        return _error("grader", f"the probe failed: {probes.describe(error)}", traceback.format_exc())
-    if device == "cpu" and isinstance(error, (RuntimeError, AssertionError, AttributeError)) and \
-            any(sign in str(error) for sign in _CUDA_SIGNS):
-        return _error("exception", f"{where} tried to use a GPU (CUDA), but the grader has no GPU "
-                      f"(`{probes.describe(error)}`). Do not call `.cuda()` or write `\"cuda\"`: "
-                      f"use the `device` global of your lab file, e.g. `.to(device)`.", details)
-    return _error("exception", f"{where} raised `{probes.describe(error)}`.", details)
-
-
 def _write_result(call_dir: Path, message: dict) -> None:
     try:
         wire.write(call_dir, message)
     except wire.WireError as error:
-        wire.write(call_dir, _error("invalid_output", f"The result cannot be sent back to the grader: "
+        wire.write(call_dir, failure("invalid_output", f"The result cannot be sent back to the grader: "
                                     f"{error}. Return NumPy arrays or torch tensors."))
 
 
@@ -155,14 +116,14 @@ def run_call(setup: Setup, request: dict) -> None:
         _prepare_process(setup, request, call_dir)
     except BaseException:
         try:
-            wire.write(Path(request["call_dir"]), _error("grader", "the sandbox child could not be set up",
+            wire.write(Path(request["call_dir"]), failure("grader", "the sandbox child could not be set up",
                                                          traceback.format_exc()))
         finally:
             os._exit(exit_code)
     # From here on, student code may run: nothing below trusts the process any more.
     try:
         try:
-            message = {"ok": True, "values": probes.run_probe(request["probe"], inputs)}
+            message = success(probes.run_probe(request["probe"], inputs))
         except BaseException as error:
             message = classify(error, request["device"])
         _write_result(call_dir, message)

@@ -3,6 +3,9 @@
 The grading process never imports student code: ``Sandbox.run`` asks the zygote (a fork server
 that has imported torch and the probes) to fork a child that runs one probe, waits for it under
 a wall-clock deadline, kills whatever it left behind, and reads its result as data only.
+``Sandbox.run_batch`` runs several calls in one child (the ``batch.run`` probe) and gives each
+its own result or error. Every message of the call protocol (``autograder.probes.outcome``), a
+single call's or a batch's sub-call's, is decoded by ``decode`` alone.
 """
 from __future__ import annotations
 
@@ -18,8 +21,11 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple, Sequence
 
 from autograder import paths
+from autograder.intake import collect
+from autograder.machine import resolve_device
 from autograder.errors import (SUBMISSION_ERRORS, Crashed, GraderError, InvalidOutput, NoResult,
                                OutOfMemory, SubmissionError, TimedOut, from_kind)
 from autograder.sandbox import limits as limits_module
@@ -27,6 +33,7 @@ from autograder.sandbox import secrets, wire
 from autograder.sandbox.child import OUTPUT_FILE, RUNNING_FILE
 from autograder.sandbox.limits import Limits
 
+DEFAULT_TIMEOUT = 30.0   # seconds for one probe call on the course's small inputs
 STARTUP_TIMEOUT = 120.0  # importing torch on a loaded 2-core machine
 FORK_TIMEOUT = 10.0      # from a request to the zygote's {"pid"}
 REAP_TIMEOUT = 5.0       # from our SIGKILL to the zygote's exit report
@@ -43,6 +50,45 @@ class ProbeResult:
     values: dict
     stdout: str
     elapsed: float = field(default=0.0)
+
+
+class Call(NamedTuple):
+    """One probe call: the probe's name, its inputs, and its wall-clock limit in seconds."""
+
+    name: str
+    inputs: dict
+    timeout: float = DEFAULT_TIMEOUT
+
+
+def decode(message, stdout: str = "", elapsed: float = 0.0) -> ProbeResult:
+    """A call's message as its ProbeResult; raises the SubmissionError it reports (with
+    ``stdout`` attached), InvalidOutput when it is malformed (student code ran in the process
+    that wrote it), or GraderError for a fault of ours."""
+    if not well_formed(message):
+        raise _with_output(InvalidOutput("The result of your code is malformed."), stdout)
+    if message["ok"]:
+        return ProbeResult(values=message["values"], stdout=stdout, elapsed=elapsed)
+    error = message["error"]
+    if error["kind"] == "grader" or error["kind"] not in SUBMISSION_ERRORS:
+        raise GraderError(f"{error['message']}\n{error['details']}")
+    raise _with_output(from_kind(error["kind"], error["message"], error["details"]), stdout)
+
+
+def well_formed(message) -> bool:
+    """Whether ``message`` follows the call protocol: a success with a dict of values, or a
+    failure with string kind, message and details."""
+    if type(message) is not dict:
+        return False
+    if message.get("ok") is True:
+        return type(message.get("values")) is dict
+    error = message.get("error")
+    return message.get("ok") is False and type(error) is dict and \
+        all(type(error.get(key)) is str for key in ("kind", "message", "details"))
+
+
+def _with_output(error: Exception, stdout: str) -> Exception:
+    error.stdout = stdout
+    return error
 
 
 class _ZygoteGone(Exception):
@@ -128,13 +174,10 @@ def _zygote_env(device: str) -> dict:
 
 
 def _copy_submission(source: Path, dest: Path) -> None:
-    """Copy the four submission files that are regular files; links and the rest stay behind."""
+    """The sandbox's own copy, readable by the sandbox user, made by intake under intake's rules
+    (the four files only, regular files only, links refused, sizes capped)."""
     dest.mkdir(mode=0o755)
-    for name in paths.SUBMISSION_FILES:
-        path = source / name
-        if path.is_file() and not path.is_symlink():
-            shutil.copyfile(path, dest / name, follow_symlinks=False)
-            os.chmod(dest / name, 0o644)
+    collect(source, dest)
 
 
 def sweep_sandbox_user(limits: Limits = Limits(), *, wait: float = 30.0) -> bool:
@@ -165,7 +208,7 @@ class Sandbox:
     def __init__(self, submission_dir, *, device: str = "cpu", limits: Limits = Limits(),
                  provided_dir=None):
         self.submission_dir = Path(submission_dir)
-        self.device = self._resolve(device)
+        self.device = resolve_device(device)
         self.limits = limits
         self.provided_dir = Path(provided_dir) if provided_dir is not None else paths.PROVIDED_DIR
         self._zygote: _Zygote | None = None
@@ -173,15 +216,6 @@ class Sandbox:
         self._calls = 0
         self._account = None
         self._sweeps: limits_module.UidSweeps | None = None
-
-    @staticmethod
-    def _resolve(device: str) -> str:
-        if device == "auto":
-            import torch
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if device != "cpu" and not device.startswith("cuda"):
-            raise GraderError(f"unknown device {device!r}")
-        return device
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -286,6 +320,46 @@ class Sandbox:
         finally:
             shutil.rmtree(call_dir, ignore_errors=True)
 
+    def run_batch(self, calls: Sequence[Call], *, threads: int = 1,
+                  seed: int = 0) -> list[ProbeResult | SubmissionError | GraderError]:
+        """Run ``calls`` in one child (the ``batch.run`` probe re-imports the student modules
+        and resets global state before each), under the largest of their limits. Returns, per
+        call, its ProbeResult or the error it met (a SubmissionError, or a GraderError for a
+        fault of ours in that call alone), decoded as a single call's.
+
+        When the batch as a whole fails (a call hung, crashed or ended the process, or the
+        replies are not one message per call), each call is run again in its own child, so
+        the failure is charged to the call that caused it; a GraderError of one of those lone
+        calls is raised.
+        """
+        if len(calls) < 2:
+            return [self._run_alone(call, threads, seed) for call in calls]
+        batch = {"calls": [{"probe": call.name, "inputs": call.inputs} for call in calls]}
+        try:
+            # A batch that works takes well under a second; a hung call costs this limit once,
+            # then its own limit again when asked alone.
+            result = self.run("batch.run", batch, timeout=max(call.timeout for call in calls),
+                              threads=threads, seed=seed)
+            replies = result.values.get("results")
+        except SubmissionError:
+            replies = None
+        if type(replies) is not list or len(replies) != len(calls) or \
+                not all(well_formed(reply) for reply in replies):
+            return [self._run_alone(call, threads, seed) for call in calls]
+        outcomes = []
+        for reply in replies:
+            try:
+                outcomes.append(decode(reply, result.stdout))
+            except (SubmissionError, GraderError) as error:
+                outcomes.append(error)
+        return outcomes
+
+    def _run_alone(self, call: Call, threads: int, seed: int) -> ProbeResult | SubmissionError:
+        try:
+            return self.run(call.name, call.inputs, timeout=call.timeout, threads=threads, seed=seed)
+        except SubmissionError as error:
+            return error
+
     def _call(self, request: dict, call_dir: Path) -> ProbeResult:
         started = time.monotonic()
         in_flight = self._sweeps.call() if self._sweeps is not None else contextlib.nullcontext()
@@ -301,13 +375,13 @@ class Sandbox:
         try:
             message = wire.read(call_dir, max_bytes=self.limits.max_result_bytes)
         except wire.WireError as error:
-            raise self._with_output(InvalidOutput(f"The result of your code could not be read: {error}."),
+            raise _with_output(InvalidOutput(f"The result of your code could not be read: {error}."),
                                     stdout) from None
         if timed_out:
-            raise self._with_output(self._timed_out(request, call_dir), stdout)
+            raise _with_output(self._timed_out(request, call_dir), stdout)
         if message is None:
-            raise self._with_output(self._no_result(status, request, call_dir), stdout)
-        return self._decode(message, stdout, elapsed)
+            raise _with_output(self._no_result(status, request, call_dir), stdout)
+        return decode(message, stdout, elapsed)
 
     def _wait_for_child(self, request: dict, started: float) -> tuple[bool, dict | None, bool]:
         """Have the zygote fork the child and wait for it under the wall clock.
@@ -344,17 +418,6 @@ class Sandbox:
             limits_module.kill_group(pid)
 
     # -- results and errors ----------------------------------------------------------------------
-
-    def _decode(self, message: dict, stdout: str, elapsed: float) -> ProbeResult:
-        if message.get("ok") is True and type(message.get("values")) is dict:
-            return ProbeResult(values=message["values"], stdout=stdout, elapsed=elapsed)
-        error = message.get("error")
-        if message.get("ok") is not False or type(error) is not dict or \
-                not all(type(error.get(key)) is str for key in ("kind", "message", "details")):
-            raise self._with_output(InvalidOutput("The result of your code is malformed."), stdout)
-        if error["kind"] == "grader" or error["kind"] not in SUBMISSION_ERRORS:
-            raise GraderError(f"{error['message']}\n{error['details']}")
-        raise self._with_output(from_kind(error["kind"], error["message"], error["details"]), stdout)
 
     def _running(self, request: dict, call_dir: Path) -> str:
         try:
@@ -404,8 +467,3 @@ class Sandbox:
             total = os.fstat(file.fileno()).st_size
         text = data[:cap].decode("utf-8", "replace")
         return text if total <= cap else text + f"\n[output truncated: {total} bytes in all, {cap} shown]"
-
-    @staticmethod
-    def _with_output(error: Exception, stdout: str) -> Exception:
-        error.stdout = stdout
-        return error

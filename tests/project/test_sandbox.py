@@ -257,6 +257,21 @@ def test_missing_file(sandbox):
         sandbox.run("selftest.call", {"module": "lab2", "fn": "anything"})
 
 
+def test_the_sandboxs_copy_refuses_a_hard_link_as_intake_does(tmp_path):
+    # The same inode under another name may be a file of the grader's: never copied.
+    grader_file = tmp_path / "grader_only.py"
+    grader_file.write_text("def secret(x):\n    return 42\n")
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    os.link(grader_file, submission / "lab1.py")
+    box = Sandbox(submission, limits=LIMITS)
+    try:
+        box.start(wait=False)
+        assert sorted(p.name for p in (box._base / "submission").iterdir()) == []
+    finally:
+        box.close()
+
+
 def test_missing_function(sandbox):
     with pytest.raises(MissingFunction, match="no_such_function"):
         call(sandbox, "no_such_function")
@@ -564,3 +579,22 @@ def test_a_copy_of_the_reference_outside_the_secrets_list_is_not_there(sandbox):
         assert "lab1.py" in call(sandbox, "peek", str(sandbox._base / "submission"), raw=True).values["value"]
     finally:
         shutil.rmtree(stray)
+
+
+def test_one_decoder_reads_every_message_of_the_call_protocol():
+    from autograder.errors import GraderError, InvalidOutput, NotImplementedYet
+    from autograder.probes.outcome import failure, success
+    from autograder.sandbox.client import decode
+
+    assert decode(success({"x": 1}), "out").values == {"x": 1}
+    with pytest.raises(NotImplementedYet, match="not yet") as caught:
+        decode(failure("not_implemented", "not yet"), "printed")
+    assert caught.value.stdout == "printed"
+    with pytest.raises(GraderError, match="our bug"):
+        decode(failure("grader", "our bug"))
+    with pytest.raises(GraderError):  # a kind no one defined is ours, never the student's
+        decode(failure("made_up", "?"))
+    for malformed in ({"ok": True, "values": [1]}, {"ok": False, "error": {"kind": "exception"}},
+                      {"ok": "yes"}, ["ok"]):
+        with pytest.raises(InvalidOutput):
+            decode(malformed)

@@ -5,7 +5,6 @@ in ``tests/grading/judges.py`` compare. Student code that patches NumPy or torch
 process therefore cannot hide a wrong answer. Also: one sandbox child answers a lab's
 questions as a batch, with each question's failure charged to that question alone.
 """
-import importlib.util
 import sys
 import textwrap
 
@@ -15,6 +14,7 @@ import pytest
 from autograder import fixtures
 from autograder.checks import HINTS, WrongAnswer
 from autograder.errors import NoResult, StudentException
+from autograder.memo import ProbeCache
 from autograder.paths import GRADING_TESTS_DIR, REFERENCE_DIR, SUBMISSION_FILES
 from autograder.sandbox import Sandbox
 from autograder.sandbox.limits import ensure_sandbox_user, is_root
@@ -96,11 +96,7 @@ def sandbox(hostile):
 
 @pytest.fixture(scope="module")
 def probe(sandbox):
-    spec = importlib.util.spec_from_file_location("grading_conftest",
-                                                  GRADING_TESTS_DIR / "conftest.py")
-    conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conftest)
-    return conftest.ProbeCache(sandbox)
+    return ProbeCache(sandbox)
 
 
 def visible(fixture):

@@ -16,7 +16,7 @@ from gradescope_utils.autograder_utils.decorators import number, tags, visibilit
 
 from autograder.calibrate import EQUAL_WITHIN, Calibration, NotCalibrated
 from autograder.checks import fail
-from autograder.errors import SubmissionError
+from autograder.memo import OutcomeMemo
 from autograder.pipelines import (ITERATIVE_QAT_BITS, PTQ_BITS, QAT_BITS, SPARSE_QAT_BITS,
                                   SPARSITY_Q, Pipelines, Setting, distinct_values,
                                   mask_disagreements, require_memory)
@@ -33,18 +33,12 @@ class TrainingRun:
                                        options.resolved_device())
         require_memory(self.setting)  # a staff error on every test here, before any training
         self.pipelines = Pipelines(sandbox, self.setting)
-        self._outcomes: dict[str, tuple[bool, object]] = {}
+        self._outcomes = OutcomeMemo()
 
     def outcome(self, key: str, run):
-        if key not in self._outcomes:
-            try:
-                self._outcomes[key] = (True, run())
-            except SubmissionError as error:
-                self._outcomes[key] = (False, error)
-        ok, value = self._outcomes[key]
-        if not ok:
-            raise value
-        return value
+        """``run()``'s Outcome, run once per session (``autograder.memo``)."""
+        __tracebackhide__ = True
+        return self._outcomes.get(key, run)
 
     def calibration(self) -> Calibration:
         try:
