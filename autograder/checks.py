@@ -90,6 +90,11 @@ def subject(name: str, which: str = "") -> str:
     return f"**{name}**" + (f" (on {which})" if which else "")
 
 
+def which_input(index: int, count: int, *, hidden: bool = False) -> str:
+    """``"input 2 of 3"`` (``"hidden input 2 of 3"``): the case a message is about."""
+    return f"{'hidden ' if hidden else ''}input {index + 1} of {count}"
+
+
 def show(value) -> str:
     """A short, readable rendering of a value for messages (may span lines for 2-d arrays)."""
     if isinstance(value, np.ndarray):

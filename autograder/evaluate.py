@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from autograder.machine import resolve_device
-from autograder.paths import ROOT, ensure_provided_importable
+from autograder.paths import ensure_provided_importable
 
 
 def reference_ste():
-    """The staff ``STE`` class from ``reference/lab3.py``."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from reference.lab3 import STE
-    return STE
+    """The staff ``STE`` class from ``reference/lab3.py`` (``autograder.staff``)."""
+    from autograder.staff import reference
+
+    return reference("lab3").STE
 
 
 def accuracy(checkpoint=None, data=None, nbits=None, limit=None, device="cpu") -> float:

@@ -5,78 +5,25 @@ so regrades give the same scores), the reference's output, and ``variant_<hint>`
 a known mistake returns on that input, which ``autograder.checks.recognise`` turns into hints.
 ``--check`` regenerates in memory and fails when a committed file differs (a stale fixture).
 
-File format (no pickle): key ``c<i>__<field>`` is field ``<field>`` of case ``i``; a field absent
-from a case means None. ``load(name, group)`` returns the cases as a list of dicts, with 0-d
-arrays turned into Python scalars and the variants gathered under ``case["variants"]``.
-This module imports reference/ and runs in the trusted process only.
+The file format, and ``load`` that the grading tests read the cases with, live in
+``autograder.expected``. This module imports reference/ and runs in the trusted process only.
 """
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from autograder.paths import FIXTURES_DIR, ROOT, ensure_provided_importable
-
-EXPECTED_DIR = FIXTURES_DIR / "expected"
-GROUPS = ("visible", "hidden")
-
-
-# ----------------------------------------------------------------------------- file format
-def encode(cases: list[dict]) -> dict[str, np.ndarray]:
-    arrays = {}
-    for index, case in enumerate(cases):
-        for field, value in case.items():
-            if field == "variants":
-                for key, wrong in value.items():
-                    arrays[f"c{index}__variant_{key}"] = np.asarray(wrong)
-            elif value is not None:
-                arrays[f"c{index}__{field}"] = np.asarray(value)
-    return arrays
-
-
-def load(name: str, group: str) -> list[dict]:
-    """The cases of ``fixtures/expected/<group>/<name>.npz``, in order.
-
-    Read once per process: every call returns new case dicts over the same read-only arrays,
-    so a judge that wrote into an input would fail loudly instead of changing other tests."""
-    return [{**case, "variants": dict(case["variants"])} for case in _read(name, group)]
-
-
-@functools.lru_cache(maxsize=None)
-def _read(name: str, group: str) -> tuple[dict, ...]:
-    with np.load(EXPECTED_DIR / group / f"{name}.npz", allow_pickle=False) as data:
-        cases: dict[int, dict] = {}
-        for key in data.files:
-            index, field = key.split("__", 1)
-            case = cases.setdefault(int(index[1:]), {"variants": {}})
-            value = data[key]
-            value.flags.writeable = False
-            value = value.item() if value.ndim == 0 else value
-            if field.startswith("variant_"):
-                case["variants"][field[len("variant_"):]] = value
-            else:
-                case[field] = value
-    return tuple(cases[i] for i in sorted(cases))
-
-
-# ----------------------------------------------------------------------------- reference
-def _reference(module: str):
-    """Import ``reference/<module>.py`` under a private name (trusted process only)."""
-    ensure_provided_importable()
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module(f"reference.{module}")
+from autograder.expected import EXPECTED_DIR, GROUPS, encode
+from autograder.paths import ensure_provided_importable
+from autograder.staff import reference
 
 
 def _lab1_cases(group: str) -> dict[str, list[dict]]:
     """Random W, X, Y per step function; hidden: more rows, more columns, other k, h, lr."""
-    ref = _reference("lab1")
+    ref = reference("lab1")
     rng = np.random.default_rng(11 if group == "visible" else 12)
     shapes = [(3, 5), (3, 5)] if group == "visible" else [(6, 5), (3, 8), (4, 6)]
     lrs = [0.02, 0.05] if group == "visible" else [0.01, 0.03, 0.02]
@@ -162,7 +109,7 @@ def _per_sample_variants(ref, W, X, Y, lr, *, kk, hh, lam, tau) -> dict[str, dic
 
 def _lab1_trajectories(group: str) -> list[dict]:
     """200 steps from W0 on the handout's problem (visible) or a shifted target (hidden)."""
-    ref = _reference("lab1")
+    ref = reference("lab1")
     Y = ref.Y if group == "visible" else ref.Y + np.array([1.0, -0.5, 0.5])
     runs = [("gd_step", []), ("projected_gd_step", [2]), ("subgradient_l1_step", [0.5]),
             ("proximal_l1_step", [0.01]), ("trimmed_l1_step", [0.04, 3])]
@@ -183,7 +130,7 @@ def _lab1_trajectories(group: str) -> list[dict]:
 def _prune_reference(weight: np.ndarray, q: float) -> np.ndarray:
     """The reference's pruning of a copy of ``weight``."""
     import torch
-    ref = _reference("lab2")
+    ref = reference("lab2")
     layer = torch.nn.Linear(1, 1, bias=False)
     layer.weight = torch.nn.Parameter(torch.from_numpy(weight.copy()))
     ref.prune_by_percentage(layer, q)
@@ -218,7 +165,7 @@ def _lab2_cases(group: str) -> dict[str, list[dict]]:
         sparsity.append(dict(weight=weight, expected=zeros / weight.size))
 
     epochs = list(range(10)) if group == "visible" else [9, 3, 0, 10, 11, 15, 19, 5]
-    iterative = [dict(epoch=e, expected=_reference("lab2").iterative_prune_percentage(e))
+    iterative = [dict(epoch=e, expected=reference("lab2").iterative_prune_percentage(e))
                  for e in epochs]
     names, shapes = _resnet_layers()
     seeds = [(0, 80.0)] if group == "visible" else [(1, 60.0)]
@@ -230,7 +177,7 @@ def _lab2_cases(group: str) -> dict[str, list[dict]]:
 def _resnet_layers() -> tuple[np.ndarray, np.ndarray]:
     """The name and weight shape of every Conv2d/Linear of ResNet-20 (id_mapping included), in
     ``named_modules`` order; shapes padded with 0 to 4 dimensions. The grading tests draw the
-    weights from these with NumPy (``judges.resnet_weights``), so the trusted side needs no torch."""
+    weights from these with NumPy (``lab2_judges.resnet_weights`` in tests/grading), so the trusted side needs no torch."""
     import torch
 
     ensure_provided_importable()
@@ -246,7 +193,7 @@ def _finetune_cases(group: str) -> list[dict]:
     import torch
 
     from autograder.probes.lab2 import tiny_net
-    ref = _reference("lab2")
+    ref = reference("lab2")
     seed = 31 if group == "visible" else 32
     torch.manual_seed(seed)
     net = tiny_net()
@@ -273,7 +220,7 @@ def _quantize_variant(w: np.ndarray, bit: int, *, levels: int, rounding) -> np.n
 
 def _ste_reference(w: np.ndarray, bit, keep_zeros=None) -> np.ndarray:
     import torch
-    ref = _reference("lab3")
+    ref = reference("lab3")
     args = (torch.from_numpy(w), bit) if keep_zeros is None else (torch.from_numpy(w), bit, keep_zeros)
     return ref.STE.apply(*args).detach().numpy().copy()
 

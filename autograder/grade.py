@@ -7,7 +7,8 @@ submission goes through the sandbox. The run ignores any pytest configuration fi
 or the working directory can change how it runs, and the Results come from the plugin,
 never from pytest's exit code.
 
-Command: ``python -m autograder grade [SUBMISSION] [--out results.json] [--stage ...]``.
+Command: ``python -m autograder grade [SUBMISSION] [--out results.json] [--stage ...]``;
+``grade --list`` prints every grading test as it is scored (``list_tests``).
 """
 from __future__ import annotations
 
@@ -142,6 +143,47 @@ def grade_submission(src, *, out=None, stage: str = "unit", device: str = "auto"
     return results
 
 
+def list_tests(*, stage: str = "all", visibility: str = "all") -> list:
+    """Every grading test a run of this configuration scores, as the plugin weighs it at
+    collection (``autograder.scoring.TestMeta``: number, nodeid, stage, visibility,
+    max_score), in run order. A collect-only run: no student code is touched."""
+    import pytest
+
+    from autograder.plugin import META
+
+    class Collected:
+        metas: list = []
+
+        def pytest_collection_finish(self, session):
+            Collected.metas = [item.stash[META] for item in session.items if META in item.stash]
+
+    args = pytest_args(DEFAULT_SUBMISSION, stage=stage, device="cpu", visibility=visibility)
+    code = pytest.main(args + ["--collect-only", "-p", "no:terminal"], plugins=[Collected()])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        raise GraderError(f"the grading tests could not be collected (pytest exit code {int(code)})")
+    return Collected.metas
+
+
+def rubric_table(metas) -> str:
+    """``list_tests``'s tests as a plain-text table in problem order, one line per test, with
+    the total. A training-stage test is numbered from ``.11`` (``autograder.numbers``)."""
+    from autograder.numbers import number_key
+
+    rows = [("number", "file::function", "stage", "visibility", "max_score")]
+    for meta in sorted(metas, key=lambda meta: number_key(meta.number or "?")):
+        where = meta.nodeid.split("tests/grading/", 1)[-1]
+        rows.append((meta.number or "?", where, meta.stage, meta.visibility,
+                     f"{meta.max_score:.4g}" + (" (bonus)" if meta.bonus else "")))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4]
+             for row in rows]
+    total = sum(m.max_score for m in metas if not m.bonus)
+    bonus = sum(m.max_score for m in metas if m.bonus)
+    lines.append(f"{len(metas)} tests, {total:.4g} points" + (f" + {bonus:.4g} bonus" if bonus else "")
+                 + " (the rest of rubric.toml's points are graded by hand)")
+    return "\n".join(lines)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Grade a submission (a folder or .zip holding lab1.py, lab2.py, "
                           "lab3.py and answers.py) and print a per-problem table.")
@@ -149,12 +191,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder or .zip to grade (default: the embedded reference "
                              "solution, reference/, which gets every point)")
     parser.add_argument("--out", default=None, help="also write Gradescope's results.json here")
-    parser.add_argument("--stage", choices=("unit", "train", "all"), default="unit",
-                        help="unit tests only (default), the training stage only, or both")
+    parser.add_argument("--stage", choices=("unit", "train", "all"), default=None,
+                        help="unit tests only (the default of a grade), the training stage only, "
+                             "or both (the default of --list)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="device for the student's code (auto: cuda when available)")
     parser.add_argument("--visible-only", action="store_true",
                         help="run only the visible tests, the ones the handout ships")
+    parser.add_argument("--list", action="store_true",
+                        help="grade nothing: print every grading test (number, file and function, "
+                             "stage, visibility, max_score) as it is scored")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show pytest's output, tracebacks of failed tests included")
     parser.add_argument("--data", default=os.environ.get("HW4_DATA"),
@@ -167,11 +213,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when grading ran (whatever the score), 1 when the grader itself failed."""
+    visibility = "visible" if args.visible_only else "all"
     try:
+        if args.list:
+            print(rubric_table(list_tests(stage=args.stage or "all", visibility=visibility)))
+            return 0
         grade_submission(args.submission, out=Path(args.out) if args.out else None,
-                         stage=args.stage, device=args.device,
-                         visibility="visible" if args.visible_only else "all",
-                         data=args.data, checkpoint=args.checkpoint, verbose=args.verbose)
+                         stage=args.stage or "unit", device=args.device,
+                         visibility=visibility, data=args.data, checkpoint=args.checkpoint, verbose=args.verbose)
     except GraderError as error:
         print(f"grading failed: {error}", file=sys.stderr)
         return 1

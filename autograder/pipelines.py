@@ -8,16 +8,15 @@
 
 Student code runs only in the sandbox child. Here, the grader's own ResNet-20 (``hw4``), the
 reference's pruning (to make the pruned starting model) and the reference's STE (to evaluate a
-quantized network) do the rest; the reference is loaded from ``paths.REFERENCE_DIR`` under
+quantized network) do the rest; the reference is loaded by ``autograder.staff`` under
 private module names, so it never meets the student's modules. Accuracy is top-1 on the first
 ``budget.test_images`` test images, in eval mode, with deterministic kernels and a fixed number
-of threads. Thresholds live in ``autograder.calibrate``; this module only measures.
+of threads. Thresholds live in ``autograder.calibration``; this module only measures.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 
 from autograder import paths
 from autograder.errors import GraderError, InvalidOutput
+from autograder.staff import reference
 
 SPARSITY_Q = 80.0         # the course's target: 80% of the prunable weights
 PTQ_BITS = (6, 5, 4, 3, 2)
@@ -186,29 +186,6 @@ def release_free_memory() -> None:
         return
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     trim(0)
-
-
-# -- the reference, loaded privately ----------------------------------------------------------
-
-def reference(module_name: str):
-    """The staff solution ``reference/<module_name>.py``, imported as ``hw4_reference_<name>``.
-
-    Raises GraderError where the reference is absent (the student handout ships none): the
-    training stage runs with the staff's copy of the grader only.
-    """
-    import sys
-    qualified = f"hw4_reference_{module_name}"
-    if qualified in sys.modules:
-        return sys.modules[qualified]
-    path = paths.REFERENCE_DIR / f"{module_name}.py"
-    if not path.is_file():
-        raise GraderError(f"the training stage needs the staff reference ({path} is missing); "
-                          "it runs on Gradescope, not in the handout")
-    spec = importlib.util.spec_from_file_location(qualified, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[qualified] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 # -- outcomes ---------------------------------------------------------------------------------

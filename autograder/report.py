@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.numbers import number_key
+
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "results.schema.json"
 SHOWN_TO_STUDENTS_NOW = "visible"  # Gradescope shows the total only when every test is visible
 _EPS = 1e-9
@@ -110,7 +112,7 @@ class Results:
             entry = table.setdefault(test.problem or "?", [0.0, 0.0])
             entry[0] += test.score
             entry[1] += test.max_score
-        return {k: (v[0], v[1]) for k, v in sorted(table.items(), key=lambda kv: _number_key(kv[0]))}
+        return {k: (v[0], v[1]) for k, v in sorted(table.items(), key=lambda kv: number_key(kv[0]))}
 
     def with_adjustment(self, label: str, points: float) -> "Results":
         """A copy with a score adjustment (negative for a penalty), shown in the summary."""
@@ -237,10 +239,6 @@ def fallback_results(reason: str, *, graded=(), pending=None, rubric=None,
     return Results(tests=tuple(tests), execution_time=execution_time, titles=titles,
                    notes=(f"Grading did not finish: {reason}. Please resubmit or contact the "
                           "course staff.",))
-
-
-def _number_key(number: str):
-    return tuple(int(p) if p.isdigit() else float("inf") for p in number.split("."))
 
 
 def _round(value: float) -> float:

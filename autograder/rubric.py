@@ -61,9 +61,10 @@ class Rubric:
 
     def problem_of(self, test_number: str) -> Problem | None:
         """The problem a test number belongs to: "2.3.1" and "2.3" belong to "2.3"."""
-        parts = str(test_number).split(".")
-        for cut in range(len(parts), 0, -1):  # longest prefix wins: "1.10.2" is 1.10, not 1.1
-            problem = self._by_number.get(".".join(parts[:cut]))
+        from autograder.numbers import prefixes
+
+        for prefix in prefixes(test_number):  # the longest wins: "1.10.2" is 1.10, not 1.1
+            problem = self._by_number.get(prefix)
             if problem is not None:
                 return problem
         return None

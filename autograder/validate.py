@@ -30,6 +30,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from autograder.numbers import number_key, problem_number
 from autograder.paths import REFERENCE_DIR, STUDENT_DIR, SUBMISSION_FILES, TESTS_DIR
 
 CATALOGUE_DIR = TESTS_DIR / "project" / "catalogue"
@@ -275,7 +276,7 @@ def judge(outcome: Outcome) -> list[str]:
     for problem in outcome.loses:
         if problem not in outcome.by_problem and not outcome.crash:
             surprises.append(f"the catalogue expects a loss on {problem}, which the grader lacks")
-    for problem, (score, max_score) in sorted(outcome.by_problem.items(), key=_problem_key):
+    for problem, (score, max_score) in sorted(outcome.by_problem.items(), key=lambda item: number_key(item[0])):
         full = score >= max_score - FULL_TOLERANCE
         if outcome.kind == "stubs":
             if score > FULL_TOLERANCE:
@@ -284,21 +285,12 @@ def judge(outcome: Outcome) -> list[str]:
             if full:
                 surprises.append(f"{problem}: kept all {max_score:g} points, expected a loss")
         elif not full:
-            failed = [t for t in outcome.failed_tests if _problem_of(t["number"]) == problem]
+            failed = [t for t in outcome.failed_tests if problem_number(t["number"]) == problem]
             detail = "; ".join(f"{t['number']} {t['name']}: {t['output'][:300]!r}" for t in failed)
             surprises.append(f"{problem}: got {score:g}/{max_score:g}, expected full credit"
                              + (f" ({detail})" if detail else ""))
     outcome.surprises = surprises
     return surprises
-
-
-def _problem_of(number: str) -> str:
-    return ".".join(number.split(".")[:2])
-
-
-def _problem_key(item) -> tuple[int, ...]:
-    problem = item[0] if isinstance(item, tuple) else item
-    return tuple(int(part) if part.isdigit() else 0 for part in problem.split("."))
 
 
 def run_cases(cases: list[Case], *, jobs: int = 1, device: str = "cpu",
@@ -346,7 +338,7 @@ def _cell(outcome: Outcome, problem: str) -> str:
 
 def format_matrix(outcomes: list[Outcome]) -> str:
     """Rows: submissions; columns: problems. '.' full, '-x' x points lost, '!' a surprise."""
-    problems = sorted({p for o in outcomes for p in o.by_problem}, key=_problem_key)
+    problems = sorted({p for o in outcomes for p in o.by_problem}, key=number_key)
     name_width = max([len(o.name) for o in outcomes] + [10]) + 2
     width = max([len(p) for p in problems] + [6]) + 1
     lines = ["".ljust(name_width + 10) + "".join(p.rjust(width) for p in problems)]

@@ -1,6 +1,6 @@
 """Grading tests' shared fixtures: the engine's plugin, expected values, and cached probe calls.
 
-``expected(name)`` loads ``fixtures/expected/<group>/<name>.npz`` (``autograder.fixtures.load``,
+``expected(name)`` loads ``fixtures/expected/<group>/<name>.npz`` (``autograder.expected.load``,
 cached, arrays read-only), where the group is "hidden" for tests under ``hidden/`` and
 "visible" otherwise.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder import fixtures
+from autograder import expected as expected_values
 from autograder.memo import ProbeCache
 
 pytest_plugins = ["autograder.plugin"]
@@ -24,7 +24,7 @@ pytest_plugins = ["autograder.plugin"]
 @pytest.fixture
 def expected(request):
     group = "hidden" if "hidden" in request.path.parent.parts[-1:] else "visible"
-    return lambda name: fixtures.load(name, group)
+    return lambda name: expected_values.load(name, group)
 
 
 @pytest.fixture(scope="session")

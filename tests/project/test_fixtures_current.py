@@ -6,12 +6,12 @@ import sys
 import numpy as np
 import pytest
 
-from autograder import fixtures
+from autograder import expected, fixtures
 from autograder.paths import ROOT
 
 
 def test_committed_fixtures_are_current(capsys):
-    status = fixtures.run(argparse.Namespace(check=True, out=fixtures.EXPECTED_DIR))
+    status = fixtures.run(argparse.Namespace(check=True, out=expected.EXPECTED_DIR))
     assert status == 0, capsys.readouterr().out
 
 
@@ -24,7 +24,7 @@ def test_check_reports_a_stale_fixture(tmp_path, capsys):
 
 
 def test_fixtures_are_small():
-    sizes = [p.stat().st_size for p in fixtures.EXPECTED_DIR.glob("*/*.npz")]
+    sizes = [p.stat().st_size for p in expected.EXPECTED_DIR.glob("*/*.npz")]
     assert sizes and max(sizes) < 64_000
 
 
@@ -32,11 +32,11 @@ STEPS = ("gd_step", "projected_gd_step", "subgradient_l1_step", "proximal_l1_ste
          "trimmed_l1_step")
 
 
-@pytest.mark.parametrize("group", fixtures.GROUPS)
+@pytest.mark.parametrize("group", expected.GROUPS)
 @pytest.mark.parametrize("step", STEPS)
 def test_every_step_knows_the_per_sample_mistake(step, group):
     """A student who updates W once per row of X gets the per-sample hint in every step test."""
-    for case in fixtures.load(f"lab1_{step}", group):
+    for case in expected.load(f"lab1_{step}", group):
         per_sample = case["variants"]["per_sample"]
         assert per_sample.shape == case["expected"].shape
         assert not np.allclose(per_sample, case["expected"], rtol=1e-4, atol=1e-6)
@@ -44,12 +44,12 @@ def test_every_step_knows_the_per_sample_mistake(step, group):
 
 def test_a_visible_prune_case_has_a_bias():
     """Pruning the bias too must cost points in the handout's own tests, not only hidden ones."""
-    assert any(case.get("bias") is not None for case in fixtures.load("lab2_prune", "visible"))
+    assert any(case.get("bias") is not None for case in expected.load("lab2_prune", "visible"))
 
 
 def test_visible_schedule_covers_the_pruning_epochs_and_hidden_the_ones_after():
-    visible = [case["epoch"] for case in fixtures.load("lab2_iterative", "visible")]
-    hidden = [case["epoch"] for case in fixtures.load("lab2_iterative", "hidden")]
+    visible = [case["epoch"] for case in expected.load("lab2_iterative", "visible")]
+    hidden = [case["epoch"] for case in expected.load("lab2_iterative", "hidden")]
     assert visible == list(range(10))
     assert any(epoch >= 10 for epoch in hidden) and any(epoch < 10 for epoch in hidden)
 
@@ -57,8 +57,8 @@ def test_visible_schedule_covers_the_pruning_epochs_and_hidden_the_ones_after():
 def test_loaded_fixtures_are_read_only_and_loading_needs_no_torch():
     """The grading process reads fixtures and judges without importing torch (seconds of a
     grade's start-up on a small machine); the cached arrays cannot be changed by a judge."""
-    code = ("import sys; from autograder import fixtures; "
-            "case = fixtures.load('lab2_prune', 'visible')[0]; "
+    code = ("import sys; from autograder import expected; "
+            "case = expected.load('lab2_prune', 'visible')[0]; "
             "assert not case['weight'].flags.writeable; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

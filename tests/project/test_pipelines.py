@@ -1,4 +1,4 @@
-"""The training stage's pipelines and calibration (autograder.pipelines, autograder.calibrate).
+"""The training stage's pipelines and calibration (autograder.pipelines, autograder.calibration).
 
 Pure parts (sparsity, the global-prune pattern check, thresholds, refusing a missing or stale
 calibration) run on small arrays. The sandboxed pipelines run on a tiny budget (a few batches of
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import calibrate, paths, pipelines
+from autograder import calibration, paths, pipelines
 from autograder.errors import GraderError
-from autograder.calibrate import Calibration, NotCalibrated, thresholds
+from autograder.calibration import Calibration, NotCalibrated, thresholds
 from autograder.pipelines import (Budget, Pipelines, Setting, distinct_values, mask_disagreements,
                                   reference, sparsity)
 
@@ -106,7 +106,7 @@ def test_distinct_values_per_layer():
 
 
 def test_thresholds_are_the_worst_seed_minus_the_margin_and_flag_a_weak_separation():
-    checks = calibrate.TRAINED_CHECKS
+    checks = calibration.TRAINED_CHECKS
     per_seed = [{check: 0.60 for check in checks}, {check: 0.50 for check in checks}]
     broken = {check: 0.10 for check in checks}
     broken["4.4"] = 0.45
@@ -118,14 +118,14 @@ def test_thresholds_are_the_worst_seed_minus_the_margin_and_flag_a_weak_separati
 
 
 def test_missing_calibration_refuses_with_the_command(tiny_setting, monkeypatch, tmp_path):
-    monkeypatch.setattr(calibrate, "CALIBRATION_DIR", tmp_path)
+    monkeypatch.setattr(calibration, "CALIBRATION_DIR", tmp_path)
     with pytest.raises(NotCalibrated, match=r"not calibrated for tiny-shapes/cpu/tiny: run "
                                             r"`python -m autograder calibrate --data"):
         Calibration.load(tiny_setting)
 
 
 def test_calibration_of_other_images_is_refused(tiny_setting, monkeypatch, tmp_path):
-    monkeypatch.setattr(calibrate, "CALIBRATION_DIR", tmp_path)
+    monkeypatch.setattr(calibration, "CALIBRATION_DIR", tmp_path)
     record = {"fingerprint": dict(tiny_setting.fingerprint, train="0" * 16), "checks": {},
               "pretrained": 0.1, "ptq": {}}
     (tmp_path / f"{tiny_setting.key}.json").write_text(json.dumps(record))
@@ -139,7 +139,7 @@ def test_calibration_of_other_images_is_refused(tiny_setting, monkeypatch, tmp_p
 def test_committed_calibrations_hold_every_check():
     for path in sorted((paths.FIXTURES_DIR / "calibration").glob("*.json")):
         record = json.loads(path.read_text())
-        assert set(record["checks"]) == set(calibrate.TRAINED_CHECKS), path.name
+        assert set(record["checks"]) == set(calibration.TRAINED_CHECKS), path.name
         assert set(record["ptq"]) == {"6", "5", "4", "3", "2"}, path.name
         for check, entry in record["checks"].items():
             assert entry["threshold"] <= min(entry["reference"]) - record["margin"] + 1e-9, (path.name, check)

@@ -1,7 +1,7 @@
 """Verdicts are made in the trusted process, from data the sandbox child reports.
 
 The probes only report facts (the inputs as a call left them, what it returned); the judges
-in ``tests/grading/judges.py`` compare. Student code that patches NumPy or torch in its own
+in ``tests/grading/lab<N>_judges.py`` compare. Student code that patches NumPy or torch in its own
 process therefore cannot hide a wrong answer. Also: one sandbox child answers a lab's
 questions as a batch, with each question's failure charged to that question alone.
 """
@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from autograder import fixtures
+from autograder import expected as expected_values
 from autograder.checks import HINTS, WrongAnswer
 from autograder.errors import NoResult, StudentException
 from autograder.memo import ProbeCache
@@ -21,7 +21,9 @@ from autograder.sandbox.limits import ensure_sandbox_user, is_root
 from autograder.validate import splice
 
 sys.path.insert(0, str(GRADING_TESTS_DIR))
-import judges  # noqa: E402  (the grading tests' shared judges)
+import lab1_judges  # noqa: E402  (the grading tests' judges, one file a lab)
+import lab2_judges  # noqa: E402
+import lab3_judges  # noqa: E402
 
 # Each file differs from the reference in the definitions below.
 HOSTILE = {
@@ -101,41 +103,41 @@ def probe(sandbox):
 
 def visible(fixture):
     """The ``expected`` of the visible grading tests."""
-    return fixtures.load(fixture, "visible")
+    return expected_values.load(fixture, "visible")
 
 
 def test_in_place_step_is_caught_despite_a_patched_array_equal(probe):
-    cases, _, values = judges.lab1_values(probe, visible, "gd_step", "visible")
+    cases, _, values = lab1_judges.lab1_values(probe, visible, "gd_step", "visible")
     with pytest.raises(WrongAnswer, match=r"modified its input\(s\) `W` in place"):
-        judges.judge_lab1("gd_step", cases, values["results"], names=judges.LAB1_ARGS["gd_step"])
+        lab1_judges.judge_lab1("gd_step", cases, values["results"], names=lab1_judges.LAB1_ARGS["gd_step"])
 
 
 def test_in_place_quantization_is_caught_despite_a_patched_torch_equal(probe):
-    pairs = judges.lab3_results(probe, visible, "lab3_vector", "visible")
+    pairs = lab3_judges.lab3_results(probe, visible, "lab3_vector", "visible")
     with pytest.raises(WrongAnswer, match="modified w in place"):
         for case, report in pairs:
-            judges.judge_ste_grid(case, report)
+            lab3_judges.judge_ste_grid(case, report)
 
 
 def test_probe_reports_the_inputs_after_the_call_not_a_verdict(probe):
-    _, _, values = judges.lab1_values(probe, visible, "gd_step", "visible")
+    _, _, values = lab1_judges.lab1_values(probe, visible, "gd_step", "visible")
     report = values["results"][0]["own"]
     assert "changed" not in report and len(report["after"]) == 4
-    sent = fixtures.load("lab1_gd_step", "visible")[0]
+    sent = expected_values.load("lab1_gd_step", "visible")[0]
     assert not np.array_equal(report["after"][0], sent["W"])  # W, as the step left it
     assert np.array_equal(report["after"][1], sent["X"])
 
 
 def test_one_function_raising_costs_only_its_own_question(probe):
     with pytest.raises(StudentException, match="no threshold today"):
-        judges.lab1_values(probe, visible, "soft_threshold", "visible")
-    cases, _, values = judges.lab1_values(probe, visible, "gradient", "visible")
-    judges.judge_lab1("gradient", cases, values["results"], names=judges.LAB1_ARGS["gradient"],
+        lab1_judges.lab1_values(probe, visible, "soft_threshold", "visible")
+    cases, _, values = lab1_judges.lab1_values(probe, visible, "gradient", "visible")
+    lab1_judges.judge_lab1("gradient", cases, values["results"], names=lab1_judges.LAB1_ARGS["gradient"],
                       start=None)
 
 
 def test_each_question_of_a_batch_imports_the_student_module_afresh(probe):
-    calls = judges.lab1_calls(visible, "isolation")
+    calls = lab1_judges.lab1_calls(visible, "isolation")
     probe.prefetch({"first": calls["isolation-lab1-loss"], "second": calls["isolation-lab1-loss"]})
     counts = [[r["own"]["value"] for r in probe(key, *calls["isolation-lab1-loss"])["results"]]
               for key in ("first", "second")]
@@ -143,12 +145,12 @@ def test_each_question_of_a_batch_imports_the_student_module_afresh(probe):
 
 
 def test_a_question_that_ends_the_process_is_asked_again_alone(probe):
-    calls = judges.lab2_calls(visible, "visible")
+    calls = lab2_judges.lab2_calls(visible, "visible")
     probe.prefetch(calls)
     with pytest.raises(NoResult):
         probe("visible-lab2-iterative", *calls["visible-lab2-iterative"])
     values = probe("visible-lab2-sparsity", *calls["visible-lab2-sparsity"])["values"]
-    judges.judge_sparsity(fixtures.load("lab2_sparsity", "visible"), values)
+    lab2_judges.judge_sparsity(expected_values.load("lab2_sparsity", "visible"), values)
 
 
 # ----------------------------------------------------------------- judges on reported data
@@ -164,11 +166,11 @@ def prune_report(case, **changes):
 
 
 def test_a_visible_prune_case_has_a_bias_and_its_change_is_caught():
-    case = next(c for c in fixtures.load("lab2_prune", "visible") if c.get("bias") is not None)
-    judges.judge_prune(case, prune_report(case))
+    case = next(c for c in expected_values.load("lab2_prune", "visible") if c.get("bias") is not None)
+    lab2_judges.judge_prune(case, prune_report(case))
     pruned_bias = np.where(np.abs(case["bias"]) > 0.5, case["bias"], 0).astype(case["bias"].dtype)
     with pytest.raises(WrongAnswer, match="bias") as caught:
-        judges.judge_prune(case, prune_report(case, bias=pruned_bias))
+        lab2_judges.judge_prune(case, prune_report(case, bias=pruned_bias))
     assert "pruned too" in str(caught.value)
 
 
@@ -178,21 +180,21 @@ def test_a_visible_prune_case_has_a_bias_and_its_change_is_caught():
     ({"type": "builtins.float", "shape": None}, False),
 ])
 def test_the_return_value_is_judged_from_its_reported_type_and_shape(returned, ok):
-    case = fixtures.load("lab2_prune", "visible")[0]
+    case = expected_values.load("lab2_prune", "visible")[0]
     if returned["type"] == "torch.Tensor":
         returned = dict(returned, shape=list(case["weight"].shape))
     if ok:
-        judges.judge_prune(case, prune_report(case, returned=returned))
+        lab2_judges.judge_prune(case, prune_report(case, returned=returned))
     else:
         with pytest.raises(WrongAnswer, match="return None"):
-            judges.judge_prune(case, prune_report(case, returned=returned))
+            lab2_judges.judge_prune(case, prune_report(case, returned=returned))
 
 
 def step_results(step, cases, value_of):
     """Probe reports of a step that returned ``value_of(case)`` and left its inputs alone."""
-    names = judges.LAB1_ARGS[step]
+    names = lab1_judges.LAB1_ARGS[step]
     return [{"own": {"type": "numpy.ndarray", "value": value_of(case), "aliased": [],
-                     "after": judges.lab1_args(case, names)["args"]}, "helpers": None}
+                     "after": lab1_judges.lab1_args(case, names)["args"]}, "helpers": None}
             for case in cases]
 
 
@@ -200,10 +202,10 @@ def step_results(step, cases, value_of):
 @pytest.mark.parametrize("step", ["gd_step", "projected_gd_step", "subgradient_l1_step",
                                   "proximal_l1_step", "trimmed_l1_step"])
 def test_a_per_sample_step_fails_with_the_per_sample_hint(step, group):
-    cases = fixtures.load(f"lab1_{step}", group)
+    cases = expected_values.load(f"lab1_{step}", group)
     results = step_results(step, cases, lambda case: case["variants"]["per_sample"])
     with pytest.raises(WrongAnswer) as caught:
-        judges.judge_lab1(step, cases, results, names=judges.LAB1_ARGS[step],
+        lab1_judges.judge_lab1(step, cases, results, names=lab1_judges.LAB1_ARGS[step],
                           hidden=group == "hidden")
     text = str(caught.value)
     assert HINTS["per_sample"] in text
@@ -212,10 +214,10 @@ def test_a_per_sample_step_fails_with_the_per_sample_hint(step, group):
 
 
 def test_a_correct_step_passes_and_a_changed_input_is_named():
-    cases = fixtures.load("lab1_gd_step", "visible")
-    judges.judge_lab1("gd_step", cases, step_results("gd_step", cases, lambda c: c["expected"]),
-                      names=judges.LAB1_ARGS["gd_step"])
+    cases = expected_values.load("lab1_gd_step", "visible")
+    lab1_judges.judge_lab1("gd_step", cases, step_results("gd_step", cases, lambda c: c["expected"]),
+                      names=lab1_judges.LAB1_ARGS["gd_step"])
     results = step_results("gd_step", cases, lambda c: c["expected"])
     results[1]["own"]["after"][2] = results[1]["own"]["after"][2] + 1.0  # Y changed
     with pytest.raises(WrongAnswer, match=r"\(on input 2 of 3\) modified its input\(s\) `Y`"):
-        judges.judge_lab1("gd_step", cases, results, names=judges.LAB1_ARGS["gd_step"])
+        lab1_judges.judge_lab1("gd_step", cases, results, names=lab1_judges.LAB1_ARGS["gd_step"])

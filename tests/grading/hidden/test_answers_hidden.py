@@ -1,20 +1,15 @@
 """True/False (problems 1.1-1.10), hidden: each answer against the instructor's key, which is
-read from reference/answers.py in the trusted process."""
-import importlib.util
-
+read from reference/answers.py in the trusted process (``autograder.staff``)."""
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
 from autograder.checks import fail
-from autograder.paths import REFERENCE_DIR
+from autograder.staff import reference
 
 STATEMENTS = [f"1.{i}" for i in range(1, 11)]
 
 
 def answer_key() -> dict:
-    spec = importlib.util.spec_from_file_location("reference_answers", REFERENCE_DIR / "answers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.TRUE_FALSE
+    return reference("answers").TRUE_FALSE
 
 
 def _statement_test(key: str):

@@ -3,7 +3,7 @@ more rows (6x5), more columns (3x8), a 4x6 problem, other learning rates, k in {
 h in {1, 2, 4}, other lambda and tau, and 200-step runs on a shifted target y."""
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from judges import (check_lab1, check_lab1_trajectory, judge_at_most_k, judge_loss,
+from lab1_judges import (check_lab1, check_lab1_trajectory, judge_at_most_k, judge_loss,
                     lab1_results)
 
 GROUP = "hidden"

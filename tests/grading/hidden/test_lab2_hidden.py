@@ -3,7 +3,7 @@ float64, partly zero), other sparsities, epochs after the schedule and out of or
 finetune at 70% pruning, and global pruning of another seeded ResNet-20 at another q."""
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from judges import (finetune_run, judge_finetune, judge_global, judge_iterative, judge_prune, judge_sparsity,
+from lab2_judges import (finetune_run, judge_finetune, judge_global, judge_iterative, judge_prune, judge_sparsity,
                     lab2_values, resnet_weights)
 
 GROUP = "hidden"

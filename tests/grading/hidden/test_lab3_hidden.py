@@ -2,7 +2,7 @@
 random tensors of other shapes at bits 1, 3, 5, 6, 7, and keep_zeros at bits 3, 5, 6."""
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from judges import judge_ste_grid, judge_ste_keep_zeros, lab3_results
+from lab3_judges import judge_ste_grid, judge_ste_keep_zeros, lab3_results
 
 GROUP = "hidden"
 

@@ -4,7 +4,7 @@ the course's ResNet-20 and real images with the student's functions in the sandb
 Everything but the student's functions is the grader's (model, data, optimizer, criterion; a
 reference-pruned starting model where a pipeline needs one), and accuracy and sparsity are
 measured here on the weights that come back (``autograder.pipelines``). Accuracy thresholds are
-calibrated from the reference (``autograder.calibrate``); a setting without a calibration fails
+calibrated from the reference (``autograder.calibration``); a setting without a calibration fails
 every accuracy test with the command that makes one. Each pipeline runs once per session; its
 tests judge the same outcome.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from autograder.calibrate import EQUAL_WITHIN, Calibration, NotCalibrated
+from autograder.calibration import EQUAL_WITHIN, Calibration, NotCalibrated
 from autograder.checks import fail
 from autograder.memo import OutcomeMemo
 from autograder.pipelines import (ITERATIVE_QAT_BITS, PTQ_BITS, QAT_BITS, SPARSE_QAT_BITS,

@@ -6,7 +6,7 @@ handout's ``gradient`` / ``soft_threshold`` does (so a helper's bug costs only t
 """
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from judges import (check_lab1, check_lab1_trajectory, judge_at_most_k, judge_loss,
+from lab1_judges import (check_lab1, check_lab1_trajectory, judge_at_most_k, judge_loss,
                     lab1_results)
 
 GROUP = "visible"

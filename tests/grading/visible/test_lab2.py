@@ -6,7 +6,7 @@ so a bug in one function costs only that function's points.
 """
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from judges import (finetune_run, judge_finetune, judge_global, judge_iterative, judge_prune, judge_sparsity,
+from lab2_judges import (finetune_run, judge_finetune, judge_global, judge_iterative, judge_prune, judge_sparsity,
                     lab2_values, resnet_weights)
 
 GROUP = "visible"

@@ -2,7 +2,7 @@
 random tensors, bit None and 0, the straight-through gradient, and keep_zeros."""
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from judges import (judge_ste_grad, judge_ste_grid, judge_ste_keep_zeros, judge_ste_special,
+from lab3_judges import (judge_ste_grad, judge_ste_grid, judge_ste_keep_zeros, judge_ste_special,
                     lab3_results)
 
 GROUP = "visible"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 
+from autograder.numbers import problem_number
 from autograder.paths import GRADING_TESTS_DIR, PROVIDED_DIR, REFERENCE_DIR, ROOT, SUBMISSION_FILES
 
 SANDBOX_USER = "hw4sandbox"
@@ -74,7 +75,7 @@ def grade_gradescope(root: Path, *, cwd: Path, timeout: float) -> Graded:
 
 def problem_of(test: dict) -> str:
     problem = (test.get("extra_data") or {}).get("problem")
-    return problem or ".".join(str(test.get("number", "?")).split(".")[:2])
+    return problem or problem_number(test.get("number", "?"))
 
 
 def by_problem(results: dict) -> dict[str, tuple[float, float]]:
