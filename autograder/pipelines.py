@@ -33,7 +33,6 @@ PTQ_BITS = (6, 5, 4, 3, 2)
 QAT_BITS = (4, 3, 2)
 SPARSE_QAT_BITS = 4       # 4.4: the 80%-sparse model quantized to 4 bits with keep_zeros
 ITERATIVE_QAT_BITS = 4    # 4.5, with keep_zeros: a pruned network's zeros stay zeros when quantized
-PRUNE_EPOCHS = 10         # the schedule prunes 8% more before each of epochs 0..9
 EVAL_BATCH = 250
 IMAGES_PER_SECOND_FLOOR = 40.0  # timeouts assume at least this training speed (half a vCPU)
 
@@ -58,10 +57,6 @@ class Budget:
     epochs: int
     batches_per_epoch: int
     threads: int
-
-    def total_batches(self) -> int:
-        return (self.masked_batches + len(QAT_BITS) * self.qat_batches + self.sparse_qat_batches
-                + 3 * self.epochs * self.batches_per_epoch)
 
 
 # About 90 batches of 256 on CPU: some 75 s of training on a 2-core machine.

@@ -417,13 +417,3 @@ def run(args: argparse.Namespace) -> int:
         else:
             Path(args.json).write_text(data + "\n")
     return 1 if bad else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder validate", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
