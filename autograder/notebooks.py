@@ -25,6 +25,7 @@ import ast
 import bisect
 import re
 import symtable
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,8 @@ class Limits:
     cells: int = 5000
     cell_chars: int = 200_000          # one code cell; real ones are a few kB
     statements: int = 50_000           # top-level statements of one notebook
+    lab_bytes: int = 2 * 2**20         # one extracted lab file (intake's cap on a source file)
+    seconds: float = 30.0              # all the extraction of one submission
 
 
 LIMITS = Limits()
@@ -115,10 +118,12 @@ def _quoted(text: str) -> str:
     return text.replace("`", "'")  # shown inside a markdown code span
 
 
-def read_notebook(name: str, data: bytes, notes: list[str], limits: Limits = LIMITS) -> Notebook:
+def read_notebook(name: str, data: bytes, notes: list[str], limits: Limits = LIMITS,
+                  deadline: float | None = None) -> Notebook:
     """Parse one notebook's bytes (never executing anything); unusable cells get a note.
 
-    Raises NotebookError when the notebook itself cannot be read.
+    Raises NotebookError when the notebook itself cannot be read, or past ``deadline``
+    (a ``time.monotonic()`` value).
     """
     import nbformat
 
@@ -141,6 +146,7 @@ def read_notebook(name: str, data: bytes, notes: list[str], limits: Limits = LIM
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
         notebook.cells_searched += 1
+        _check_time(deadline)
         _read_cell(notebook, number, source, notes, limits)
     return notebook
 
@@ -295,11 +301,18 @@ def _global_uses(statement: Statement) -> tuple[set[str], set[str]]:
     return now, later
 
 
-def _closure(notebook: Notebook, root: Statement) -> set[int]:
+def _check_time(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise NotebookError("Reading your notebooks took too long (they are too large or too "
+                            "intricate); submit the .py files instead.")
+
+
+def _closure(notebook: Notebook, root: Statement, deadline: float | None = None) -> set[int]:
     """Orders of ``root`` and every statement it needs at module level, transitively."""
     needed, queue = {root.order}, [root]
     star_imports = notebook.by_name.get("*", [])
     while queue:
+        _check_time(deadline)
         statement = queue.pop()
         now, later = _global_uses(statement)
         wanted = [(name, statement.order) for name in now] + [(name, None) for name in later]
@@ -315,8 +328,10 @@ def _closure(notebook: Notebook, root: Statement) -> set[int]:
     return needed
 
 
-def extract(notebooks: list[Notebook], lab: str) -> LabFile:
-    """The lab file ``lab`` built from ``notebooks`` (in the order given: the last one wins)."""
+def extract(notebooks: list[Notebook], lab: str, deadline: float | None = None) -> LabFile:
+    """The lab file ``lab`` built from ``notebooks`` (in the order given: the last one wins).
+
+    Raises NotebookError past ``deadline``."""
     graded, optional = CONTRACT[lab]
     chosen: dict[str, set[int]] = {}
     origins, missing, owners = [], [], []
@@ -333,7 +348,7 @@ def extract(notebooks: list[Notebook], lab: str) -> LabFile:
             continue
         owner = candidates[-1]
         definition = owner.last_binding(name)
-        chosen.setdefault(owner.name, set()).update(_closure(owner, definition))
+        chosen.setdefault(owner.name, set()).update(_closure(owner, definition, deadline))
         owners.append(owner)
         origins.append((name, owner.name, definition.cell, definition.first_line))
     parts = [f'"""{lab}, extracted by the grader from your notebooks; no cell was run."""']
@@ -373,9 +388,20 @@ def extract_all(sources: dict[str, bytes], labs=tuple(CONTRACT), limits: Limits 
     """
     notes: list[str] = []
     notebooks = []
+    deadline = time.monotonic() + limits.seconds
     for name in sorted(sources):
         try:
-            notebooks.append(read_notebook(name, sources[name], notes, limits))
+            notebooks.append(read_notebook(name, sources[name], notes, limits, deadline))
         except NotebookError as error:
             notes.append(str(error))
-    return {lab: extract(notebooks, lab) for lab in labs}, notes
+    files = {}
+    for lab in labs:
+        try:
+            files[lab] = extract(notebooks, lab, deadline)
+            if len(files[lab].text.encode()) > limits.lab_bytes:
+                raise NotebookError(f"The code `{lab}` needs from your notebooks is larger than "
+                                    f"{limits.lab_bytes // 1024} kB; it was not graded.")
+        except NotebookError as error:
+            notes.append(str(error))
+            files[lab] = extract([], lab)  # every graded name a "not found" stub
+    return files, notes

@@ -205,3 +205,25 @@ def test_a_notebook_of_the_wrong_shape_is_a_note_and_the_others_are_used():
     files, notes = extract_all({"odd.ipynb": odd, "good.ipynb": good}, ("lab1.py",))
     assert any("`odd.ipynb` could not be read as a notebook" in note for note in notes)
     assert "loss" not in files["lab1.py"].missing
+
+
+def test_extraction_past_its_time_budget_is_a_clear_message(monkeypatch):
+    chain = ["a0 = 1"] + [f"a{i} = a{i - 1}" for i in range(1, 3000)]
+    cells = ["\n".join(chain[k:k + 500]) for k in range(0, len(chain), 500)]
+    book = notebook_bytes(*cells, "def loss(W, X, Y):\n    return a2999")
+    files, notes = extract_all({"Lab1.ipynb": book}, ("lab1.py",),
+                               limits=notebooks.Limits(seconds=0.0))
+    assert any("took too long" in note for note in notes)
+    assert files["lab1.py"].missing == notebooks.CONTRACT["lab1.py"][0]
+
+
+def test_an_extracted_file_over_the_size_cap_is_not_graded():
+    chain = ["a0 = 1"] + [f"a{i} = a{i - 1}" for i in range(1, 3000)]
+    cells = ["\n".join(chain[k:k + 500]) for k in range(0, len(chain), 500)]
+    book = notebook_bytes(*cells, "def loss(W, X, Y):\n    return a2999")
+    files, notes = extract_all({"Lab1.ipynb": book}, ("lab1.py",),
+                               limits=notebooks.Limits(lab_bytes=10_000))
+    assert any("larger than" in note and "`lab1.py`" in note for note in notes)
+    assert "loss" in files["lab1.py"].missing
+    full, _ = extract_all({"Lab1.ipynb": book}, ("lab1.py",))
+    assert "a2999 = a2998" in full["lab1.py"].text  # the whole chain, within the default cap
