@@ -125,6 +125,26 @@ def read_notebook(name: str, data: bytes, notes: list[str], limits: Limits = LIM
     Raises NotebookError when the notebook itself cannot be read, or past ``deadline``
     (a ``time.monotonic()`` value).
     """
+    notebook = Notebook(name)
+    for number, (kind, source) in enumerate(_cells(name, data, limits), start=1):
+        if kind == "code":
+            notebook.cells_searched += 1
+            _check_time(deadline)
+            _read_cell(notebook, number, source, notes, limits)
+    return notebook
+
+
+def markdown_cells(name: str, data: bytes, limits: Limits = LIMITS) -> list[str]:
+    """The text of a notebook's markdown cells (for the report's answers); [] if unreadable."""
+    try:
+        return [source for kind, source in _cells(name, data, limits) if kind == "markdown"]
+    except NotebookError:
+        return []  # already a note of ``read_notebook``'s
+
+
+def _cells(name: str, data: bytes, limits: Limits) -> list[tuple[str, str]]:
+    """[(cell type, source text)] of every cell, read with nbformat; NotebookError if it cannot
+    be read."""
     import nbformat
 
     if len(data) > limits.notebook_bytes:
@@ -139,35 +159,12 @@ def read_notebook(name: str, data: bytes, notes: list[str], limits: Limits = LIM
     cells = document.get("cells", [])
     if not isinstance(cells, list) or len(cells) > limits.cells:
         raise NotebookError(f"`{name}` has more than {limits.cells} cells.")
-    notebook = Notebook(name)
-    for number, cell in enumerate(cells, start=1):
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
-        notebook.cells_searched += 1
-        _check_time(deadline)
-        _read_cell(notebook, number, source, notes, limits)
-    return notebook
-
-
-def markdown_cells(name: str, data: bytes, limits: Limits = LIMITS) -> list[str]:
-    """The text of a notebook's markdown cells (for the report's answers); [] if unreadable."""
-    import nbformat
-
-    if len(data) > limits.notebook_bytes:
-        return []
-    try:
-        document = nbformat.reads(data.decode("utf-8", errors="replace"), as_version=4,
-                                  capture_validation_error={})
-    except Exception:
-        return []
-    texts = []
-    for cell in document.get("cells", [])[:limits.cells]:
-        if isinstance(cell, dict) and cell.get("cell_type") == "markdown":
-            source = cell.get("source", "")
-            texts.append("".join(source) if isinstance(source, list) else str(source))
-    return texts
+    read = []
+    for cell in cells:
+        source = cell.get("source", "") if isinstance(cell, dict) else ""
+        source = "".join(map(str, source)) if isinstance(source, list) else str(source)
+        read.append((cell.get("cell_type", "") if isinstance(cell, dict) else "", source))
+    return read
 
 
 _IPYTHON_LINE = re.compile(r"^(\s*)(?:[%!]|\w+\s*=\s*[%!])")
