@@ -16,8 +16,9 @@ Rules, as a student rerunning cells would expect:
 - a graded name that is not found becomes a stub raising ``NotImplementedError`` that names the
   notebooks and cells searched, so that problem's feedback says so and the others are graded.
 
-A notebook is untrusted input: sizes, cells and statements are capped (``Limits``), deep JSON
-(json's parser stops at Python's recursion limit) and deep expressions end in a clear message, and lookups stay linear in the notebook's size.
+A notebook is untrusted input: sizes, cells, statements and time are capped (``Limits``); deep
+JSON (json's parser stops at Python's recursion limit) and deep expressions end in a clear
+message, and lookups stay linear in the notebook's size.
 """
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ import re
 import symtable
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 CONTRACT = {  # lab file: (graded names, names taken only when defined)
     "lab1.py": (("loss", "gradient", "gd_step", "projected_gd_step", "subgradient_l1_step",
@@ -102,6 +102,7 @@ class LabFile:
     text: str
     origins: tuple[tuple[str, str, int, str], ...]  # (name, notebook, cell, cell's first line)
     missing: tuple[str, ...]
+    also_in: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (name, other notebooks defining it)
 
     def describe(self) -> str:
         """Which cells the graded code came from, one clause per cell, for the feedback."""
@@ -111,6 +112,8 @@ class LabFile:
         clauses = [f"{', '.join(names)} from `{notebook}` cell {cell} (`{_quoted(first_line)}`)"
                    for (notebook, cell, first_line), names in cells.items()]
         clauses += [f"`{name}` not found" for name in self.missing]
+        clauses += [f"`{name}` is also defined in " + ", ".join(f"`{n}`" for n in others)
+                    + " (the last notebook by name wins)" for name, others in self.also_in]
         return "; ".join(clauses)
 
 
@@ -331,7 +334,7 @@ def extract(notebooks: list[Notebook], lab: str, deadline: float | None = None) 
     Raises NotebookError past ``deadline``."""
     graded, optional = CONTRACT[lab]
     chosen: dict[str, set[int]] = {}
-    origins, missing, owners = [], [], []
+    origins, missing, owners, also_in = [], [], [], []
     for name in graded + optional:
         candidates = [n for n in notebooks if n.last_binding(name) is not None]
         if name in optional:  # ``device``: the one of the graded code's own notebook, if any
@@ -344,6 +347,8 @@ def extract(notebooks: list[Notebook], lab: str, deadline: float | None = None) 
                 missing.append(name)
             continue
         owner = candidates[-1]
+        if name in graded and len(candidates) > 1:
+            also_in.append((name, tuple(n.name for n in candidates[:-1])))
         definition = owner.last_binding(name)
         chosen.setdefault(owner.name, set()).update(_closure(owner, definition, deadline))
         owners.append(owner)
@@ -360,7 +365,8 @@ def extract(notebooks: list[Notebook], lab: str, deadline: float | None = None) 
         or "none"
     for name in missing:
         parts.append(_stub(name, searched))
-    return LabFile(lab, "\n\n".join(parts) + "\n", tuple(origins), tuple(missing))
+    return LabFile(lab, "\n\n".join(parts) + "\n", tuple(origins), tuple(missing),
+                   tuple(also_in))
 
 
 def _stub(name: str, searched: str) -> str:

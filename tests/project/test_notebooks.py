@@ -116,8 +116,10 @@ def test_each_notebook_is_its_own_namespace_and_the_last_notebook_wins():
     space = namespace_of(lab({"A_lab1.ipynb": lab1, "B_other.ipynb": other}, "lab1.py").text)
     assert space["loss"](0, 0, 0) == "lab1 data"
     later = notebook_bytes("def loss(W, X, Y):\n    return 'later notebook'")
-    space = namespace_of(lab({"A_lab1.ipynb": lab1, "B_redo.ipynb": later}, "lab1.py").text)
-    assert space["loss"](0, 0, 0) == "later notebook"
+    extracted = lab({"A_lab1.ipynb": lab1, "B_redo.ipynb": later}, "lab1.py")
+    assert namespace_of(extracted.text)["loss"](0, 0, 0) == "later notebook"
+    assert "`loss` is also defined in `A_lab1.ipynb` (the last notebook by name wins)" in \
+        extracted.describe()
 
 
 def test_device_comes_with_the_graded_code_and_the_feedback_names_the_cells():
