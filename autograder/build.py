@@ -29,6 +29,18 @@ HANDOUT_README = """\
 Write your code in `lab1.py`, `lab2.py`, `lab3.py` and `answers.py` (this folder's root);
 `hw4/` is the provided code (ResNet-20, data, training loop). Submit those four files.
 
+## Or submit your notebooks
+Notebooks (`.ipynb`, any names) are accepted instead of, or beside, the four files. For every
+graded name (the Lab 1 step functions, the Lab 2 functions, `STE`, and `device`) the grader
+takes its last definition at the top level of a code cell (not one inside a loop or a
+function), with the imports, constants and helpers it uses; nothing else is taken and no cell
+is ever run, so training, download and `!pip` cells do no harm. A cell that does not parse is
+skipped, with a note. A `.py` file you submit wins over your notebooks. Without `answers.py`,
+the True/False answers are read from your report (a PDF, a `.md` or `.txt` file, or your
+notebooks' markdown cells), one line per question such as `Problem 1.1: True, because ...`
+or `1.3 F`. Your feedback lists which cells each lab came from and every answer as read. To
+see what will be graded: `python -m autograder extract YOUR.ipynb... [REPORT] --out extracted/`.
+
 ## Check your work
     pip install -r requirements.txt
     pytest

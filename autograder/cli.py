@@ -18,6 +18,7 @@ SUBCOMMANDS = {  # name: (module, one-line help)
     "calibrate": ("autograder.calibrate", "calibrate the training-stage thresholds"),
     "prepare-data": ("autograder.prepare_data", "turn a CIFAR-10 folder into a class-balanced .npz"),
     "fixtures": ("autograder.fixtures", "regenerate fixtures/expected from reference/"),
+    "extract": ("autograder.extract", "write the four files the grader builds from notebooks and a report"),
 }
 
 

@@ -171,6 +171,13 @@ def grading_options(request) -> GradingOptions:
 
 
 @pytest.fixture(scope="session")
+def intake(request) -> Intake | None:
+    """The session's Intake (None when the submission could not be read): what was taken and,
+    for files built from notebooks or the report, from where (``sources``, ``answer_problems``)."""
+    return request.config.stash[STATE].intake
+
+
+@pytest.fixture(scope="session")
 def sandbox(request):
     """A started ``autograder.sandbox.Sandbox`` on the intake copy of ``--submission``.
 

@@ -176,3 +176,46 @@ def test_zip_entry_of_a_special_file_counts_as_missing(tmp_path):
     got = collect(tmp_path / "s.zip", tmp_path / "dest")
     assert got.missing == ("answers.py",)
     assert any("not a regular file" in note for note in got.notes)
+
+
+# --- notebooks and reports stand in for missing files ---------------------------------------
+
+def _notebook(*cells: str) -> str:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    return nbformat.writes(new_notebook(cells=[new_code_cell(c) for c in cells]))
+
+
+def test_zip_of_a_folder_of_notebooks_builds_the_lab_files(tmp_path):
+    entries = {"HW4/Lab2-3.ipynb": _notebook("import torch", "def prune_by_percentage(layer, q=80.0):\n"
+                                                             "    return torch.zeros(1)"),
+               "HW4/report.md": "1.1 True\n",
+               "HW4/deeper/lab1.ipynb": _notebook("def loss(W, X, Y):\n    return 0.0"),
+               "__MACOSX/HW4/._Lab2-3.ipynb": "junk"}
+    got = collect(_zip(tmp_path / "s.zip", entries), tmp_path / "dest")
+    assert got.found["lab2.py"] == got.found["lab3.py"] == got.found["lab1.py"] == "your notebooks"
+    assert got.found["answers.py"] == "your report"
+    lab2 = (tmp_path / "dest" / "lab2.py").read_text()
+    assert "def prune_by_percentage(layer, q=80.0):" in lab2 and "import torch" in lab2
+    assert "def loss(W, X, Y):\n    return 0.0" not in (tmp_path / "dest" / "lab1.py").read_text()
+    assert any(note.startswith("`lab2.py` was built from your notebooks: `prune_by_percentage` "
+                               "from `HW4/Lab2-3.ipynb` cell 2") for note in got.notes)
+
+
+def test_a_linked_notebook_is_not_read(tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (tmp_path / "elsewhere.ipynb").write_text(_notebook("def loss(W, X, Y):\n    return 1.0"))
+    (sub / "lab1.ipynb").symlink_to(tmp_path / "elsewhere.ipynb")
+    got = collect(sub, tmp_path / "dest")
+    assert "lab1.py" in got.missing
+    assert any("`lab1.ipynb` is a symbolic link" in note for note in got.notes)
+
+
+def test_a_folder_of_py_files_and_a_readme_is_graded_as_before(tmp_path):
+    _write_all(tmp_path / "sub")
+    (tmp_path / "sub" / "README.md").write_text("1.1 False\n")
+    got = collect(tmp_path / "sub", tmp_path / "dest")
+    assert got.found == {name: name for name in SUBMISSION_FILES}
+    assert got.notes == () and got.sources == {} and got.answer_problems == {}

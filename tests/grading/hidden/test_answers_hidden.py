@@ -16,7 +16,9 @@ def _statement_test(key: str):
     @number(f"{key}.2")
     @visibility("after_published")
     @tags("true-false")
-    def test(probe):
+    def test(probe, intake):
+        if intake is not None and key in intake.answer_problems:  # answers read from a report
+            fail(f"Statement {key}: {intake.answer_problems[key]}")
         answers = probe("answers", "answers.read", {})
         given = answers["answers"].get(key) if answers["found"] else None
         if given is None:

@@ -15,7 +15,9 @@ def _format_test(key: str):
     @number(f"{key}.1")
     @visibility("visible")
     @tags("true-false", "format")
-    def test(probe):
+    def test(probe, intake):
+        if intake is not None and key in intake.answer_problems:  # answers read from a report
+            fail(f"Statement {key}: {intake.answer_problems[key]}")
         answers = read_answers(probe)
         if not answers["found"]:
             fail("`answers.py` must define the dict `TRUE_FALSE` with keys \"1.1\" to \"1.10\".")
