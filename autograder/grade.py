@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 from autograder import paths
 from autograder.errors import GraderError
 from autograder.report import Results, write_results
+from autograder.sandbox.limits import prepare_sandbox_user
 
 DEFAULT_SUBMISSION = paths.REFERENCE_DIR
 
@@ -161,6 +162,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when grading ran (whatever the score), 1 when the grader itself failed."""
     try:
+        prepare_sandbox_user()  # a fresh machine: a missing user is created, else one clear line
         grade_submission(args.submission, out=Path(args.out) if args.out else None,
                          stage=args.stage, device=args.device,
                          visibility="visible" if args.visible_only else "all",
