@@ -69,7 +69,7 @@ def test_sandbox_tests_pass_with_the_python_behind_a_root_only_folder(tmp_path):
                                          "--clear-groups", "test", "-x", python],
                                         timeout=60, preexec_fn=lambda: _lock_in_private_namespace(top, keep, hold))
             assert locked_out.returncode != 0
-        ran = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+        ran = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0",
                               "-q", "--basetemp", str(tmp_path / "inner"), *NAMED_TESTS],
                              cwd=paths.ROOT, capture_output=True, text=True, env=env, timeout=600,
                              preexec_fn=lambda: _lock_in_private_namespace(top, keep, hold))

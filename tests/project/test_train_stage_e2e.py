@@ -9,7 +9,8 @@ import pytest
 from autograder import paths
 from autograder.grade import grade_submission
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the module: its tests share the reference's training-stage grade.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train-stage-e2e")]
 
 
 def graded(tmp_path, submission, name: str) -> dict:
