@@ -9,8 +9,7 @@ import pytest
 from autograder import paths
 from autograder.grade import grade_submission
 
-# One xdist worker runs the module: its tests share the reference's training-stage grade.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train-stage-e2e")]
+pytestmark = pytest.mark.slow
 
 
 def graded(tmp_path, submission, name: str) -> dict:

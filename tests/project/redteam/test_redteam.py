@@ -42,9 +42,6 @@ MAX_RESULTS_BYTES = 2 << 20  # a capped feedback never needs more
 FORGER_GRACE = 1.5  # seconds to let a surviving forger (it rewrites every 0.2 s) show itself
 TOLERANCE = 1e-6
 WORKERS = 2  # grades at a time: the machine's cores
-# Under pytest-xdist every test of this module runs on one worker: the module's fixture grades
-# every selected group at once, so tests spread over workers would grade them all once each.
-pytestmark = pytest.mark.xdist_group("redteam")
 
 
 def _group_id(group) -> str:
