@@ -3,10 +3,12 @@
 - ``dist/autograder.zip``: ``setup.sh`` and ``run_autograder`` at the root, the engine, the
   provided code, the reference, every grading test, the fixtures, the rubric, requirements,
   and ``expected_counts.json`` (how many grading tests each run must collect).
-- ``dist/handout.zip``: the four stubs and ``hw4/`` at the root, the engine, the visible
-  grading tests (with the helpers beside ``tests/grading/conftest.py``), their fixtures, the
-  rubric, a ``pytest.ini`` that runs those tests on the files at the root, and a README. No
-  ``reference/``, no hidden tests, no hidden fixtures, no training stage.
+- ``dist/handout.zip``: one folder, ``homework4/``, holding the four stubs and ``hw4/`` at its
+  root, the engine, the visible grading tests (with the helpers beside
+  ``tests/grading/conftest.py``), their fixtures, the rubric, a ``pytest.ini`` that runs those
+  tests on the files at the root, and the handout's own files from ``handout/`` (README, the
+  student's requirements, a root conftest). No ``reference/``, no hidden tests, no hidden
+  fixtures, no training stage.
 
 Zips are deterministic: sorted entries, fixed timestamps and permissions.
 """
@@ -23,33 +25,10 @@ FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 EXECUTABLES = {"setup.sh", "run_autograder"}
 SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".DS_Store", ".git"}
 
-HANDOUT_README = """\
-# Homework 4: Pruning and Fixed-point Quantization
-
-Write your code in `lab1.py`, `lab2.py`, `lab3.py` and `answers.py` (this folder's root);
-`hw4/` is the provided code (ResNet-20, data, training loop). Submit those four files.
-
-## Or submit your notebooks
-Notebooks (`.ipynb`, any names) are accepted instead of, or beside, the four files. For every
-graded name (the Lab 1 step functions, the Lab 2 functions, `STE`, and `device`) the grader
-takes its last definition at the top level of a code cell (not one inside a loop or a
-function), with the imports, constants and helpers it uses; nothing else is taken and no cell
-is ever run, so training, download and `!pip` cells do no harm. A cell that does not parse is
-skipped, with a note. A `.py` file you submit wins over your notebooks. Without `answers.py`,
-the True/False answers are read from your report (a PDF, a `.md` or `.txt` file, or your
-notebooks' markdown cells), one line per question such as `Problem 1.1: True, because ...`
-or `1.3 F`. Your feedback lists which cells each lab came from and every answer as read. To
-see what will be graded: `python -m autograder extract YOUR.ipynb... [REPORT] --out extracted/`.
-
-## Check your work
-    pip install -r requirements.txt
-    pytest
-
-`pytest` runs the visible tests, exactly those Gradescope runs, on the four files here, and
-prints a per-problem table. Gradescope also runs hidden tests (other inputs and edge cases)
-and a short training stage, and plots and comments are graded by hand, so a full score here
-is necessary, not sufficient.
-"""
+HANDOUT_FOLDER = "homework4"  # the handout's one top-level folder
+# The handout's own files, kept in the repository's handout/: README, the student's requirements
+# (not the project's development file) and the root conftest that lets pytest start anywhere.
+HANDOUT_OWN_FILES = ("README.md", "requirements.txt", "conftest.py")
 
 
 def _files(root: Path, relative: str):
@@ -113,7 +92,7 @@ def handout_entries(root: Path, visible_count: int | None) -> dict[str, bytes]:
         entries[name] = (root / "student" / name).read_bytes()
     for name in _files(root, "student/hw4"):
         entries[name.removeprefix("student/")] = (root / name).read_bytes()
-    names = ["rubric.toml", "requirements.txt"]
+    names = ["rubric.toml"]
     names += list(_files(root, "autograder"))
     names += [p.relative_to(root).as_posix() for p in sorted((root / "tests/grading").glob("*.py"))]
     names += list(_files(root, "tests/grading/visible"))
@@ -130,8 +109,14 @@ def handout_entries(root: Path, visible_count: int | None) -> dict[str, bytes]:
         "testpaths = tests/grading/visible\n"
         "pythonpath = .\n"
         f"addopts = -p no:cacheprovider --stage=unit --visibility=visible{count}\n").encode()
-    entries["README.md"] = HANDOUT_README.encode()
+    for name in HANDOUT_OWN_FILES:
+        entries[name] = (root / "handout" / name).read_bytes()
     return entries
+
+
+def in_folder(entries: dict[str, bytes], folder: str) -> dict[str, bytes]:
+    """The same entries under one top-level folder, so that unzipping makes one folder."""
+    return {f"{folder}/{name}": data for name, data in entries.items()}
 
 
 def build(root: Path = paths.ROOT, dist: Path | None = None, *, count: bool = True) -> tuple[Path, Path]:
@@ -143,7 +128,8 @@ def build(root: Path = paths.ROOT, dist: Path | None = None, *, count: bool = Tr
             counts[f"{stage}/all"] = count_tests(stage, "all")
         counts["unit/visible"] = count_tests("unit", "visible")
     autograder_zip = write_zip(dist / "autograder.zip", autograder_entries(root, counts))
-    handout_zip = write_zip(dist / "handout.zip", handout_entries(root, counts.get("unit/visible")))
+    handout_zip = write_zip(dist / "handout.zip",
+                            in_folder(handout_entries(root, counts.get("unit/visible")), HANDOUT_FOLDER))
     return autograder_zip, handout_zip
 
 

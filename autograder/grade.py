@@ -22,6 +22,7 @@ from autograder import paths
 from autograder.errors import GraderError
 from autograder.report import Results
 from autograder.results_writer import ResultsWriter
+from autograder.sandbox.limits import prepare_sandbox_user
 
 DEFAULT_SUBMISSION = paths.REFERENCE_DIR
 
@@ -218,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         if args.list:
             print(rubric_table(list_tests(stage=args.stage or "all", visibility=visibility)))
             return 0
+        prepare_sandbox_user()  # a fresh machine: a missing user is created, else one clear line
         grade_submission(args.submission, out=Path(args.out) if args.out else None,
                          stage=args.stage or "unit", device=args.device,
                          visibility=visibility, data=args.data, checkpoint=args.checkpoint, verbose=args.verbose)

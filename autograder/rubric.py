@@ -7,10 +7,10 @@ hidden tests (``hidden``, or ``train_hidden`` for the training stage) and its vi
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.compat import tomllib
 from autograder.errors import GraderError
 from autograder.paths import RUBRIC_PATH
 

@@ -25,11 +25,11 @@ import sys
 import tempfile
 import textwrap
 import time
-import tomllib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from autograder.compat import tomllib
 from autograder.numbers import number_key, problem_number
 from autograder.paths import REFERENCE_DIR, STUDENT_DIR, SUBMISSION_FILES, TESTS_DIR
 

@@ -38,10 +38,18 @@ class Setup:
     memory_base: int
     secrets: list | None = None  # real paths each child covers in its mount namespace; None: no mounts
     needed: tuple = ()  # real paths a child reads (engine, provided code, Python), kept visible
+    locked: tuple = ()  # folders above ``needed`` that others cannot traverse (mounts.locked_folders)
 
     def confine(self, call_dir: Path | None) -> None:
-        """As root, before the privilege drop: the private mount namespace, when in use."""
+        """As root, before the privilege drop: the private mount namespace, when in use. Without
+        it (secrets hidden by permissions), a namespace that only reaches ``needed`` through
+        ``locked`` folders, where mounts are allowed; else the self-check names the folder."""
         if self.secrets is None:
+            if self.locked:
+                try:
+                    mounts.reach_in_child(list(self.locked), keep=list(self.needed))
+                except OSError:
+                    pass  # mounts refused: the self-check reports the unreachable Python
             return
         keep = {path: True for path in self.needed}
         keep[os.path.realpath(self.submission_dir)] = True

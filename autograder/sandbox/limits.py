@@ -14,19 +14,22 @@ import fcntl
 import os
 import pwd
 import resource
+import shutil
 import signal
 import stat
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from autograder.errors import GraderError
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 IS_LINUX = sys.platform.startswith("linux")
+SANDBOX_USER = "hw4sandbox"
+SANDBOX_USER_ENV = "HW4_SANDBOX_USER"  # another account name (tests of a fresh machine)
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class Limits:
     max_open_files: RLIMIT_NOFILE.
     max_processes: RLIMIT_NPROC, applied only to the sandbox user (as root): for any other uid
         it would count the user's own processes.
-    user: the unprivileged account the child runs as when the grader is root.
+    user: the unprivileged account the child runs as when the grader is root (``$HW4_SANDBOX_USER``,
+        else hw4sandbox); created when missing.
     tmp_bytes: size of each private /tmp, /var/tmp and /dev/shm a call gets (as root, where
         mount namespaces are allowed).
     mount_namespace: as root, hide secrets in a private mount namespace per call when the
@@ -57,7 +61,7 @@ class Limits:
     max_result_bytes: int = 256 * MiB
     max_open_files: int = 256
     max_processes: int = 64
-    user: str = "hw4sandbox"
+    user: str = field(default_factory=lambda: os.environ.get(SANDBOX_USER_ENV) or SANDBOX_USER)
     tmp_bytes: int = 64 * MiB
     mount_namespace: bool = True
 
@@ -67,26 +71,45 @@ def is_root() -> bool:
 
 
 def sandbox_account(name: str) -> pwd.struct_passwd:
-    """The sandbox user's passwd entry; a GraderError when it is missing (never run as root)."""
+    """The sandbox user's passwd entry. As root, a missing user is created (a fresh machine needs
+    nothing typed by hand); a GraderError when it is missing and cannot be (never run as root)."""
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        raise GraderError(
-            f"the sandbox user {name!r} does not exist; the grader runs as root and refuses to run "
-            f"student code as root (create it with ensure_sandbox_user or setup.sh)") from None
+        if not is_root():
+            raise GraderError(f"the sandbox user {name!r} does not exist") from None
+    return ensure_sandbox_user(name)
 
 
-def ensure_sandbox_user(name: str = "hw4sandbox") -> pwd.struct_passwd:
-    """Create the unprivileged system user ``name`` when missing (root only; used by tests and CI)."""
+def ensure_sandbox_user(name: str = SANDBOX_USER) -> pwd.struct_passwd:
+    """Create the unprivileged system user ``name`` (no home, no login) when missing; root only.
+    A GraderError in one line when it cannot."""
     try:
         return pwd.getpwnam(name)
     except KeyError:
         pass
     if not is_root():
         raise GraderError(f"cannot create the sandbox user {name!r} without root")
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return pwd.getpwnam(name)
+    try:
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        created = subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                                  "--", name], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        why = created.stderr.strip().splitlines()[-1:] or [f"exit code {created.returncode}"]
+    except OSError as error:  # no useradd on this machine
+        why = [str(error)]
+    try:
+        return pwd.getpwnam(name)  # created now, or by a concurrent grade meanwhile
+    except KeyError:
+        raise GraderError(
+            f"the sandbox user {name!r} does not exist and useradd could not create it ({why[0]}); "
+            f"the grader runs as root and refuses to run student code as root: create the user "
+            f"(setup.sh does) or name an existing one in ${SANDBOX_USER_ENV}") from None
+
+
+def prepare_sandbox_user() -> pwd.struct_passwd | None:
+    """Before a grade: as root, the sandbox user of ``Limits()``, created when missing (a
+    GraderError in one line when it cannot be); None without root, where there is none."""
+    return sandbox_account(Limits().user) if is_root() else None
 
 
 # -- in the zygote ---------------------------------------------------------------------------
@@ -111,7 +134,7 @@ def unshare_network() -> bool:
         return False
     if hasattr(os, "unshare"):  # Python 3.12+
         try:
-            os.unshare(os.CLONE_NEWNET)
+            os.unshare(os.CLONE_NEWNET)  # novermin: guarded by hasattr, 3.10-3.11 use libc
             return True
         except OSError:
             return False

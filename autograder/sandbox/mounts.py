@@ -117,18 +117,63 @@ def hide_in_child(secrets: list[str], *, keep: dict[str, bool], tmp_bytes: int) 
             else:
                 mount("/dev/null", secret, None, MS_BIND)
             covered.append(secret)
-        restored: list[str] = []
-        for path, read_only in sorted(keep.items(), key=lambda item: len(item[0])):
-            if any(_is_under(path, folder) for folder in restored) or \
-                    not any(_is_under(path, folder) and path != folder for folder in covered):
-                continue  # still visible where it is, or already inside a folder put back
-            restored.append(path)
-            _make_mountpoint(path, is_dir=True)
-            mount(f"/proc/self/fd/{handles[path]}", path, None, MS_BIND)
-            if read_only:
-                mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-        for secret in read_only_tmpfs:  # the mountpoints exist now: freeze the covers
-            mount(None, secret, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        _put_back(keep, handles, covered, read_only_tmpfs)
+    finally:
+        for handle in handles.values():
+            os.close(handle)
+
+
+def _put_back(keep: dict[str, bool], handles: dict[str, int], covered: list[str],
+              read_only_tmpfs: list[str]) -> None:
+    """Bind-mount each kept folder that a cover hides back at its own path (outermost first,
+    from the handle opened before the covers), then make the covering tmpfs mounts read-only."""
+    restored: list[str] = []
+    for path, read_only in sorted(keep.items(), key=lambda item: len(item[0])):
+        if any(_is_under(path, folder) for folder in restored) or \
+                not any(_is_under(path, folder) and path != folder for folder in covered):
+            continue  # still visible where it is, or already inside a folder put back
+        restored.append(path)
+        _make_mountpoint(path, is_dir=True)
+        mount(f"/proc/self/fd/{handles[path]}", path, None, MS_BIND)
+        if read_only:
+            mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    for cover in read_only_tmpfs:  # the mountpoints exist now: freeze the covers
+        mount(None, cover, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def locked_folders(needed: list[str]) -> list[str]:
+    """The folders above ``needed`` paths that others cannot traverse (no o+x), outermost first:
+    a Python under /root (mode 700) is out of the sandbox user's reach behind /root."""
+    locked = set()
+    for path in needed:
+        folder = os.path.dirname(os.path.abspath(path))
+        while folder != os.path.dirname(folder):
+            try:
+                if not os.stat(folder).st_mode & 0o001:
+                    locked.add(folder)
+            except OSError:
+                pass
+            folder = os.path.dirname(folder)
+    return sorted(locked, key=lambda folder: (len(folder), folder))
+
+
+def reach_in_child(locked: list[str], *, keep: list[str]) -> None:
+    """Let the sandbox user reach ``keep`` (the Python installation, the engine) through
+    ``locked`` folders, without changing their modes for anyone else: in a private mount
+    namespace, each locked folder is covered by an empty traversable tmpfs (mode 0711, read-only)
+    and the kept folders under it are bind-mounted back at their own paths. What else the
+    locked folder holds is out of the call's sight. Root only, in a forked child before the
+    privilege drop, where secrets are hidden by file permissions; OSError on failure."""
+    unshare_mounts()
+    keep = [path for path in keep if any(_is_under(path, folder) and path != folder for folder in locked)]
+    handles = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in keep}
+    try:
+        covered: list[str] = []
+        for folder in locked:
+            if not any(_is_under(folder, outer) for outer in covered):
+                mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0711,nr_inodes=64")
+                covered.append(folder)
+        _put_back(dict.fromkeys(keep, True), handles, covered, covered)
     finally:
         for handle in handles.values():
             os.close(handle)

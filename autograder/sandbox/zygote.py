@@ -72,7 +72,7 @@ NO_SECRETS = ("none needed: without root there is no sandbox user, and a machine
 
 
 def _start(config: dict):
-    from autograder.sandbox import child, limits
+    from autograder.sandbox import child, limits, mounts
     limit_values = limits.Limits(**config["limits"])
     root = limits.is_root()
     account = limits.sandbox_account(limit_values.user) if root else None
@@ -94,7 +94,8 @@ def _start(config: dict):
                         provided_dir=Path(config["provided_dir"]),
                         root_dir=Path(config["root_dir"]), limits=limit_values,
                         account=account, memory_base=limits.data_in_use(),
-                        needed=tuple(config.get("needed", ())))
+                        needed=tuple(config.get("needed", ())),
+                        locked=tuple(mounts.locked_folders(config.get("needed", ()))) if root else ())
     if root:
         capabilities.update(_check_confinement(setup, config, limit_values))
     return setup, capabilities
@@ -125,10 +126,10 @@ def _check_confinement(setup, config: dict, limit_values) -> dict:
         raise GraderError(
             f"the sandbox user {limit_values.user!r} cannot read the Python installation: "
             f"{python['path']} ({python['error']}), so student code could not import the "
-            f"standard library or site-packages. Make the installation readable to others: "
-            f"every folder above it needs o+x (here `chmod o+x {python['blocking']}`, as .ci/run "
-            f"does for a Python under /root) and its files o+r (`chmod -R o+rX {sys.prefix}`), "
-            f"or install Python outside /root.")
+            f"standard library or site-packages, and this platform refused the mount namespace "
+            f"that would reach it. Make the installation readable to others: every folder above "
+            f"it needs o+x (here `chmod o+x {python['blocking']}`) and its files o+r "
+            f"(`chmod -R o+rX {sys.prefix}`), or install Python outside /root.")
     how = "mount namespace" if setup.secrets is not None else "file permissions"
     if report["readable"]:
         listed = "\n".join(f"  {path}" for path in report["readable"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from autograder import paths
-from autograder.build import build
+from autograder.build import HANDOUT_FOLDER, build
 from autograder.report import validate_json
 
 pytestmark = pytest.mark.slow
@@ -138,18 +139,24 @@ def handout(zips, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("handout")
     with zipfile.ZipFile(zips[1]) as archive:
         archive.extractall(folder)
-    return folder
+    return folder / HANDOUT_FOLDER
 
 
-def run_handout_pytest(folder: Path) -> subprocess.CompletedProcess:
+def run_handout_pytest(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """``pytest ARGS`` started in ``folder`` (the handout, its parent, a folder inside it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    return subprocess.run([sys.executable, "-m", "pytest"], cwd=folder, env=env,
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=GRADE_TIMEOUT)
+
+
+def passed_count(completed: subprocess.CompletedProcess) -> int:
+    found = re.search(r"(\d+) passed", completed.stdout)
+    return int(found.group(1)) if found else 0
 
 
 def test_handout_has_nothing_secret(zips):
     with zipfile.ZipFile(zips[1]) as archive:
-        names = archive.namelist()
+        names = [name.removeprefix(HANDOUT_FOLDER + "/") for name in archive.namelist()]
     assert not [n for n in names if n.startswith("reference/") or "/hidden/" in n
                 or n.startswith("tests/grading/train/")]
 
@@ -171,3 +178,22 @@ def test_handout_pytest_on_reference_passes(handout, tmp_path):
     completed = run_handout_pytest(folder)
     assert completed.returncode == 0, (completed.stdout + completed.stderr)[-3000:]
     assert " passed" in completed.stdout and " failed" not in completed.stdout
+
+
+@pytest.mark.parametrize("start", ["parent", "hw4"])
+def test_handout_pytest_starts_from_its_parent_and_from_inside(handout, tmp_path, start):
+    """``pytest homework4`` from the parent folder, or ``pytest`` inside ``hw4/`` (as an IDE
+    starts it), runs the same visible tests as ``pytest`` in the handout's folder."""
+    folder = tmp_path / HANDOUT_FOLDER
+    shutil.copytree(handout, folder)
+    for name in paths.SUBMISSION_FILES:
+        shutil.copy(paths.REFERENCE_DIR / name, folder / name)
+    here = run_handout_pytest(folder)
+    if start == "parent":
+        completed = run_handout_pytest(tmp_path, HANDOUT_FOLDER)
+    else:
+        completed = run_handout_pytest(folder / "hw4")
+    output = completed.stdout + completed.stderr
+    assert "unrecognized arguments" not in output
+    assert completed.returncode == 0, output[-3000:]
+    assert passed_count(completed) == passed_count(here) > 0 and " failed" not in completed.stdout

@@ -246,18 +246,28 @@ def test_setting_keeps_copies_of_the_prefixes_its_budget_uses(tmp_path, monkeypa
                     reason="malloc_trim is glibc's; elsewhere release_free_memory does nothing")
 def test_release_free_memory_returns_the_heaps_free_pages():
     """Freed blocks between live ones stay in glibc's heap until trimmed (what an evaluation
-    leaves behind while a child trains)."""
-    import psutil
-    from autograder.pipelines import release_free_memory
-    process = psutil.Process()
-    freed, live = [], []
-    for _ in range(1600):  # 100 MiB in 64 KiB blocks, each followed by a small live one
-        freed.append(np.ones(64 * 1024 // 8))
-        live.append(np.ones(16))
-    del freed
-    before = process.memory_info().rss
-    release_free_memory()
-    assert before - process.memory_info().rss > 50 * 2**20
+    leaves behind while a child trains). Measured in a fresh process: the heap of a test worker
+    that ran other tests before (pytest-xdist) says nothing about this one."""
+    import subprocess
+    import sys
+    code = """if True:
+        import numpy as np, psutil
+        from autograder.pipelines import release_free_memory
+        process = psutil.Process()
+        freed, live = [], []
+        for _ in range(1600):  # 100 MiB in 64 KiB blocks, each followed by a small live one
+            freed.append(np.ones(64 * 1024 // 8))
+            live.append(np.ones(16))
+        del freed
+        before = process.memory_info().rss
+        release_free_memory()
+        print(before - process.memory_info().rss)
+    """
+    from autograder import paths
+    ran = subprocess.run([sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert int(ran.stdout.split()[-1]) > 50 * 2**20
 
 
 def test_training_stage_refuses_a_machine_too_small_with_what_to_change(tiny_setting):

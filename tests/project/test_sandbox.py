@@ -432,9 +432,12 @@ def test_kill_all_kills_every_process_of_the_sandbox_user(sandbox):
 
 
 @needs_root
-def test_missing_sandbox_user_is_a_grader_error_not_root(submission):
-    with pytest.raises(GraderError, match="does not exist"):
-        Sandbox(submission, limits=Limits(user="hw4-no-such-user")).start()
+def test_a_sandbox_user_that_cannot_be_created_is_one_grader_error_not_root(submission):
+    """A missing user is created; one useradd refuses (an invalid name) stops the sandbox with
+    one line that says why, and student code never runs as root."""
+    with pytest.raises(GraderError, match="does not exist and useradd could not create it") as caught:
+        Sandbox(submission, limits=Limits(user="hw4:no-such-user")).start()
+    assert "\n" not in str(caught.value) and "invalid user name" in str(caught.value)
 
 
 @needs_root
@@ -544,6 +547,9 @@ def test_python_check_names_the_folder_that_locks_the_sandbox_user_out(tmp_path)
         if pid == 0:  # pragma: no cover - the forked child
             try:
                 torch.__file__ = module_file  # as if torch were installed behind the locked folder
+                needed = secrets.needed_paths()  # the rest of Python, reached as a call reaches it
+                if mounts.locked_folders(needed):
+                    mounts.reach_in_child(mounts.locked_folders(needed), keep=needed)
                 os.setgid(account.pw_gid)
                 os.setuid(account.pw_uid)
                 os.write(write_end, json.dumps(child._python_problem()).encode())

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.compat import tomllib
 from autograder.paths import REFERENCE_DIR, ROOT, SUBMISSION_FILES
 from autograder.validate import splice
 
