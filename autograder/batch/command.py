@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -67,8 +68,13 @@ def make_executor(args: argparse.Namespace, out: Path):
     resources = SlurmResources.for_stage(args.stage, chunk=args.slurm_chunk, cpus=args.slurm_cpus,
                                          memory_gb=args.slurm_mem_gb,
                                          time_min=args.slurm_time_min,
-                                         partition=args.slurm_partition)
+                                         partition=args.slurm_partition,
+                                         timeout=args.timeout)
     return SlurmExecutor(args.jobs or 64, resources, out / "slurm")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"batch: --against {args.against}: not a batch folder (no results/ in it)",
               file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill from a scheduler stops it as Ctrl-C does
     try:
         summary = run_batch(Path(args.submissions), out, options, make_executor(args, out),
                             timeout=timeout, force=args.force, against=against)

@@ -250,6 +250,9 @@ def unpack_export(archive: Path, unpack_dir: Path) -> Path:
                 if relative is None:
                     continue
                 dest = target.joinpath(*relative.parts)
+                if info.is_dir():  # kept: an empty submission folder is still a submission
+                    dest.mkdir(parents=True, exist_ok=True)
+                    continue
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as source, open(dest, "wb") as sink:
                     while chunk := source.read(1 << 20):
@@ -265,11 +268,9 @@ def unpack_export(archive: Path, unpack_dir: Path) -> Path:
 
 
 def _safe_member(info: zipfile.ZipInfo) -> PurePosixPath | None:
-    """The member's relative path, or None for a folder, a link, a device or an unsafe name."""
-    if info.is_dir():
-        return None
-    mode = info.external_attr >> 16
-    if mode and not stat.S_ISREG(mode):
+    """The member's relative path, or None for a link, a device or an unsafe name."""
+    kind = stat.S_IFMT(info.external_attr >> 16)  # 0: the archiver recorded no file type
+    if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
         return None
     path = PurePosixPath(info.filename.replace("\\", "/"))
     if path.is_absolute() or any(part in ("", "..") for part in path.parts) or not path.parts:

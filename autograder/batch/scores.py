@@ -3,8 +3,9 @@
 Columns: ``submission_id, name, email, sid`` (several submitters of a group joined by "; "),
 one column per problem (its autograded points), ``total`` (results.json's score, bonus and
 adjustments included), ``max_score``, ``status`` (graded, no files, grader error, timed out,
-missing, not graded) and ``note`` (why, in a line). A submission without a grade leaves its
-point cells empty rather than 0, so an import cannot mistake a grader fault for a zero.
+missing, not graded) and ``note`` (why, in a line). A submission without a complete grade (a
+grader error, a timeout) leaves its point cells empty rather than 0, so an import cannot
+mistake a grader fault for a zero; its results.json still holds what was graded.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import csv
 import io
 
 from autograder.batch.cohort import Row, problems_of
-from autograder.batch.store import atomic_write_text
+from autograder.batch.store import GRADED, NO_FILES, atomic_write_text
 
 IDENTITY = ("submission_id", "name", "email", "sid")
 TRAILER = ("total", "max_score", "status", "note")
@@ -24,7 +25,7 @@ def scores_table(rows: list[Row]) -> list[list[str]]:
     table = [list(IDENTITY) + problems + list(TRAILER)]
     for row in rows:
         sub = row.submission
-        graded = row.results is not None
+        graded = row.results is not None and row.status in (GRADED, NO_FILES)
         by_problem = row.problem_scores()
         table.append([sub.id, sub.names, sub.emails, sub.sids]
                      + [_points(by_problem.get(p)) if graded else "" for p in problems]

@@ -109,15 +109,23 @@ def _run_grader(task: Task, work: Path, log: Path) -> tuple[bool, int | None, st
             raise
 
 
-def _die_with_parent() -> None:
-    """In the grader process before exec: be killed when the batch dies (Linux), so a killed
-    batch leaves no grade running behind it."""
+def _resolve_prctl():
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+_PRCTL = _resolve_prctl()  # resolved here: the forked child must not load libraries
+
+
+def _die_with_parent() -> None:
+    """In the grader process before exec: be killed when the batch dies (Linux), so a killed
+    batch leaves no grade running behind it."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _kill_group(process: subprocess.Popen) -> None:
