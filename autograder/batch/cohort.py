@@ -63,7 +63,8 @@ def test_entries(results: dict | None) -> dict[str, TestEntry]:
     entries = {}
     for test in (results or {}).get("tests", ()):
         extra = test.get("extra_data") or {}
-        key = f"{test.get('number', '')} {test['name']}".strip()
+        number, name = str(test.get("number", "")), str(test["name"])
+        key = name if number and name.startswith(number) else f"{number} {name}".strip()
         entries[key] = TestEntry(
             key=key, problem=str(extra.get("problem") or _problem_of(test.get("number", ""))),
             score=float(test["score"]), max_score=float(test.get("max_score", 0.0)),
