@@ -13,6 +13,7 @@ SUBCOMMANDS = {  # name: (module, one-line help)
     "grade": ("autograder.grade", "grade a submission and print a per-problem table"),
     "gradescope": ("autograder.gradescope", "Gradescope entry point: grade /autograder/submission"),
     "build": ("autograder.build", "write dist/autograder.zip and dist/handout.zip"),
+    "batch": ("autograder.batch.command", "grade a whole class: an export or folder of submissions"),
     "validate": ("autograder.validate", "prove the grading tests on reference, stubs and wrong submissions"),
     "evaluate": ("autograder.evaluate", "evaluate a checkpoint on a dataset"),
     "calibrate": ("autograder.calibrate", "calibrate the training-stage thresholds"),
