@@ -137,11 +137,49 @@ def grade_submission(src, *, out=None, stage: str = "unit", device: str = "auto"
     if writer is None:  # no file: the steps still apply to what is returned
         for step in post_process:
             results = step(results)
-    if not verbose:  # verbose runs print it from the plugin's terminal summary
-        print(results.terminal_table())
+    if not verbose and not all_internal_errors(results):  # verbose: the plugin's summary
+        print(results.terminal_table())  # (nothing graded: ``run`` says why in one line)
         for entry in results.staff_log:
             print(f"[staff] internal grading error in {entry}")
     return results
+
+
+def all_internal_errors(results: Results) -> bool:
+    """Whether the grader graded nothing: every test an internal grading error (the sandbox
+    could not start, say). A table of zeros would then blame nothing and help no one."""
+    return bool(results.tests) and all(t.kind == "internal_error" for t in results.tests)
+
+
+def internal_error_line(results: Results) -> str | None:
+    """One line for a TA when any test hit an internal grading error: how many, and the last
+    line of the first one's staff detail (its exception); None when there was none."""
+    failed = [t for t in results.tests if t.kind == "internal_error"]
+    if not failed:
+        return None
+    detail = next((line.strip() for entry in results.staff_log[:1]
+                   for line in reversed(entry.splitlines()) if line.strip()), "no detail")
+    return (f"grading failed: {len(failed)} of {len(results.tests)} tests hit an internal "
+            f"grading error (not the submission's fault); the first: {detail}. "
+            f"`grade -v` shows every detail.")
+
+
+def refuse_source(src: Path) -> str | None:
+    """Why ``grade`` must not grade ``src``, or None: a path that does not exist, or a folder
+    holding several submissions (intake would take each file from the first folder that has
+    it, mixing students' work), which is the ``batch`` command's job."""
+    from autograder.intake import submission_folders
+
+    if not src.exists():
+        return f"no submission at {src} (no such file or folder)"
+    if src.is_dir():
+        several = submission_folders(src)
+        if len(several) > 1:
+            names = ", ".join(f"{p.name}/" if p.is_dir() else p.name for p in several[:6])
+            more = f" and {len(several) - 6} more" if len(several) > 6 else ""
+            return (f"{src} holds several submissions ({names}{more}); `grade` takes one. "
+                    f"Grade them all with `python -m autograder batch {src} --out DIR`, or "
+                    f"name one of them.")
+    return None
 
 
 def list_tests(*, stage: str = "all", visibility: str = "all") -> list:
@@ -213,17 +251,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 when grading ran (whatever the score), 1 when the grader itself failed."""
+    """Exit 0 when grading ran (whatever the score); 1 when the grader itself failed (one line
+    on stderr); 2 when there is nothing to grade (a missing path, several submissions)."""
     visibility = "visible" if args.visible_only else "all"
     try:
         if args.list:
             print(rubric_table(list_tests(stage=args.stage or "all", visibility=visibility)))
             return 0
+        refusal = refuse_source(Path(args.submission))
+        if refusal is not None:
+            print(f"grade: {refusal}", file=sys.stderr)
+            return 2
         prepare_sandbox_user()  # a fresh machine: a missing user is created, else one clear line
-        grade_submission(args.submission, out=Path(args.out) if args.out else None,
-                         stage=args.stage or "unit", device=args.device,
-                         visibility=visibility, data=args.data, checkpoint=args.checkpoint, verbose=args.verbose)
+        results = grade_submission(args.submission, out=Path(args.out) if args.out else None,
+                                   stage=args.stage or "unit", device=args.device,
+                                   visibility=visibility, data=args.data,
+                                   checkpoint=args.checkpoint, verbose=args.verbose)
     except GraderError as error:
         print(f"grading failed: {error}", file=sys.stderr)
+        return 1
+    line = internal_error_line(results)
+    if line is not None:
+        print(line, file=sys.stderr)
         return 1
     return 0

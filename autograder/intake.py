@@ -124,6 +124,23 @@ def _ignored(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
+def submission_folders(src: Path) -> list[Path]:
+    """The entries of folder ``src`` that each look like a submission when ``src`` is a folder
+    of a class's submissions rather than one submission: two or more sub-folders holding a
+    file of the contract or a notebook, or else two or more .zip archives. Empty otherwise
+    (``collect`` takes one submission at the root, one folder down or in its only archive)."""
+    def holds_work(folder: Path) -> bool:
+        return any(_match(folder, name) is not None for name in SUBMISSION_FILES) or \
+            any(p.suffix.lower() == ".ipynb" for p in _visible_children(folder))
+
+    if holds_work(src):
+        return []
+    children = [p for p in _visible_children(src) if not p.is_symlink()]
+    folders = [p for p in children if p.is_dir() and holds_work(p)]
+    archives = [p for p in children if p.is_file() and p.suffix.lower() == ".zip"]
+    return folders if len(folders) > 1 else archives if not folders and len(archives) > 1 else []
+
+
 def _from_dir(src: Path, notes: list[str], extras: dict) -> dict:
     """{name: (origin, bytes)} for the four files, root first, then one folder down; the
     notebooks and reports of those folders go into ``extras`` ({origin: bytes})."""
