@@ -86,6 +86,20 @@ def well_formed(message) -> bool:
         all(type(error.get(key)) is str for key in ("kind", "message", "details"))
 
 
+# What the runtime (glibc, OpenMP, the allocator) prints when it, not the code it runs, fails:
+# a thread that could not be created under a process-count limit shared with other grades, say.
+RUNTIME_FAILURE_SIGNS = ("libgomp: Thread creation failed", "OMP: Error", "pthread_create",
+                         "Resource temporarily unavailable")
+
+
+def runtime_failure(output: str) -> str | None:
+    """The first line of ``output`` that shows the runtime itself failing, or None."""
+    for line in output.splitlines():
+        if any(sign in line for sign in RUNTIME_FAILURE_SIGNS):
+            return line.strip()[:200]
+    return None
+
+
 def _with_output(error: Exception, stdout: str) -> Exception:
     error.stdout = stdout
     return error
@@ -214,6 +228,7 @@ class Sandbox:
         self._zygote: _Zygote | None = None
         self._base: Path | None = None
         self._calls = 0
+        self.retries = 0  # calls run a second time after a death the grader could not pin
         self._account = None
         self._sweeps: limits_module.UidSweeps | None = None
 
@@ -301,8 +316,30 @@ class Sandbox:
             threads: int = 1, seed: int = 0) -> ProbeResult:
         """Run the probe ``probe`` on ``inputs`` in a fresh child; the student's faults are raised
         as SubmissionError subclasses (with the captured output as ``.stdout``), ours as GraderError.
+
+        A child that died in a way the grader cannot pin on the student (it ended without a
+        result, was killed from outside or crashed) is run once more: a student's own exit or
+        crash happens again, a fault of the machine (a thread that could not start under load,
+        a sweep from another grade) seldom does. When the retry dies the same way and its
+        output shows the runtime itself failing, the fault is the grader's: GraderError.
         """
-        self.start()
+        for attempt in (1, 2):
+            self.start()  # again after a death: a zygote killed with the child is restarted
+            try:
+                return self._run_once(probe, inputs, timeout=timeout, threads=threads, seed=seed)
+            except (NoResult, Crashed) as error:
+                if not getattr(error, "indeterminate", False):
+                    raise
+                if attempt == 2:
+                    cause = runtime_failure(getattr(error, "stdout", "") or "")
+                    if cause is not None:
+                        raise GraderError(f"the sandbox child's runtime failed twice, not the "
+                                          f"submission's code: {cause!r} ({error.message})") from None
+                    raise
+                self.retries += 1
+
+    def _run_once(self, probe: str, inputs: dict | None, *, timeout: float, threads: int,
+                  seed: int) -> ProbeResult:
         self._calls += 1
         call_dir = self._base / f"call-{self._calls}"
         call_dir.mkdir(mode=0o700)
@@ -432,6 +469,15 @@ class Sandbox:
                         f"(it was running `{self._running(request, call_dir)}`) and was stopped.")
 
     def _no_result(self, status: dict | None, request: dict, call_dir: Path) -> SubmissionError:
+        """The error of a child that left no result. Deaths by a limit of ours (CPU time, file
+        size, memory) are the student's for sure; the others are marked ``indeterminate``, and
+        ``run`` tries them once more before it believes them."""
+        error = self._death(status, request, call_dir)
+        error.indeterminate = isinstance(error, (NoResult, Crashed)) and not (
+            status is not None and status.get("signal") in (signal.SIGXCPU, signal.SIGXFSZ))
+        return error
+
+    def _death(self, status: dict | None, request: dict, call_dir: Path) -> SubmissionError:
         running = self._running(request, call_dir)
         if status is None:
             return NoResult(f"The process running your code (`{running}`) was killed from outside "

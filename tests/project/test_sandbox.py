@@ -367,15 +367,17 @@ def test_probe_bug_is_a_grader_error(sandbox):
         sandbox.run("selftest.echo", {"x": object()})
 
 
-def test_killed_zygote_fails_the_call_and_is_restarted(sandbox):
-    zygote = sandbox._zygote.process.pid
+def test_killed_zygote_is_restarted_and_the_call_retried(sandbox):
+    """The sandbox user cannot signal the zygote (root's): its death is the machine's fault, so
+    the call runs again in a new zygote instead of failing the student."""
+    zygote, retries = sandbox._zygote.process.pid, sandbox.retries
     killer = threading.Timer(0.5, os.kill, (zygote, signal.SIGKILL))
     killer.start()
-    with pytest.raises(NoResult, match="killed"):
-        sandbox.run("selftest.sleep", {"seconds": 5})
+    assert sandbox.run("selftest.sleep", {"seconds": 2}).values == {}
     killer.join()
-    assert call(sandbox, "bump").values["value"] == 1
+    assert sandbox.retries == retries + 1
     assert sandbox._zygote.process.pid != zygote
+    assert call(sandbox, "bump").values["value"] == 1
 
 
 def test_plain_accepts_exact_types_only():
