@@ -58,7 +58,8 @@ def grade(args, results: Path) -> dict:
         measured = {"tier": args.tier, "limit": memory, "cpus": cpus, "wall": wall,
                     "exit": process.returncode, "max_usage": group.max_usage(),
                     "working_set": sampler.peak_also, "pss_total": sampler.peak_total,
-                    "pss_by_role": sampler.peak_by_role, "pss_at_peak": sampler.at_peak, "oom_kills": group.oom_kills(),
+                    "pss_by_role": sampler.peak_by_role, "pss_at_peak": sampler.at_peak,
+                    "private_at_peak": sampler.private_at_peak, "oom_kills": group.oom_kills(),
                     "limit_hits": group.failures(), "stderr_tail": stderr[-2000:]}
     try:
         report = json.loads(results.read_text())
@@ -87,8 +88,9 @@ def print_grade(m: dict) -> None:
     print(f"  peak PSS, all processes together        {m['pss_total'] / MB:7.0f} MB "
           f"({m['pss_total'] / MiB:.0f} MiB)")
     for role, peak in m["pss_by_role"].items():
-        print(f"    {role:26} peak of one {peak / MB:5.0f} MB, "
-              f"all of them at the total's peak {m['pss_at_peak'].get(role, 0) / MB:5.0f} MB")
+        print(f"    {role:26} peak of one {peak / MB:5.0f} MB; at the total's peak, all of them "
+              f"{m['pss_at_peak'].get(role, 0) / MB:5.0f} MB, of which private "
+              f"{m['private_at_peak'].get(role, 0) / MB:5.0f} MB")
     print(f"  out-of-memory kills {m['oom_kills']}, charges that hit the limit {m['limit_hits']}")
     if m["exit"] != 0:
         print("  stderr tail:\n" + m["stderr_tail"])

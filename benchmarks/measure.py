@@ -54,7 +54,8 @@ class TreeSampler:
     A process's role is its depth under the root: ``roles[0]`` the root itself, ``roles[1]`` its
     children, and so on (the last role for anything deeper). Keeps each role's peak (one process
     of that role at a time, the largest), the peak of the sum over every process and what each
-    role held at that moment (``at_peak``), and calls
+    role held at that moment (``at_peak``; ``private_at_peak``: its pages no other process maps,
+    what that role alone would free), and calls
     ``also()`` at every sample (e.g. to read a cgroup's usage), keeping the largest value.
     """
 
@@ -63,6 +64,7 @@ class TreeSampler:
         self.peak_by_role = {role: 0 for role in roles}
         self.peak_total, self.peak_also = 0, 0
         self.at_peak: dict[str, int] = {}  # {role: summed PSS} at the moment of peak_total
+        self.private_at_peak: dict[str, int] = {}  # {role: summed USS (private pages)} then
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -89,7 +91,7 @@ class TreeSampler:
         except psutil.NoSuchProcess:
             return
         while not self._stop.is_set():
-            total, by_role = 0, {}
+            total, by_role, private = 0, {}, {}
             for process, depth in self._tree(root):
                 try:
                     info = process.memory_full_info()
@@ -99,9 +101,10 @@ class TreeSampler:
                 role = self.roles[min(depth, len(self.roles) - 1)]
                 self.peak_by_role[role] = max(self.peak_by_role[role], pss)
                 by_role[role] = by_role.get(role, 0) + pss
+                private[role] = private.get(role, 0) + info.uss
                 total += pss
             if total > self.peak_total:
-                self.peak_total, self.at_peak = total, by_role
+                self.peak_total, self.at_peak, self.private_at_peak = total, by_role, private
             if self.also is not None:
                 try:
                     self.peak_also = max(self.peak_also, self.also())
