@@ -46,3 +46,68 @@ def cpu_seconds() -> float:
     """User + system CPU seconds of this process and of every descendant it has waited for."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class TreeSampler:
+    """Samples the PSS of every process under ``root_pid`` in a thread, by role.
+
+    A process's role is its depth under the root: ``roles[0]`` the root itself, ``roles[1]`` its
+    children, and so on (the last role for anything deeper). Keeps each role's peak (one process
+    of that role at a time, the largest), the peak of the sum over every process and what each
+    role held at that moment (``at_peak``; ``private_at_peak``: its pages no other process maps,
+    what that role alone would free), and calls
+    ``also()`` at every sample (e.g. to read a cgroup's usage), keeping the largest value.
+    """
+
+    def __init__(self, root_pid: int, roles: tuple[str, ...], also=None, interval: float = 0.1):
+        self.root_pid, self.roles, self.also, self.interval = root_pid, roles, also, interval
+        self.peak_by_role = {role: 0 for role in roles}
+        self.peak_total, self.peak_also = 0, 0
+        self.at_peak: dict[str, int] = {}  # {role: summed PSS} at the moment of peak_total
+        self.private_at_peak: dict[str, int] = {}  # {role: summed USS (private pages)} then
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+
+    def _tree(self, process: psutil.Process, depth: int = 0):
+        yield process, depth
+        try:
+            children = process.children()
+        except psutil.Error:
+            return
+        for child in children:
+            yield from self._tree(child, depth + 1)
+
+    def _run(self):
+        try:
+            root = psutil.Process(self.root_pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._stop.is_set():
+            total, by_role, private = 0, {}, {}
+            for process, depth in self._tree(root):
+                try:
+                    info = process.memory_full_info()
+                except psutil.Error:
+                    continue
+                pss = getattr(info, "pss", info.rss)
+                role = self.roles[min(depth, len(self.roles) - 1)]
+                self.peak_by_role[role] = max(self.peak_by_role[role], pss)
+                by_role[role] = by_role.get(role, 0) + pss
+                private[role] = private.get(role, 0) + info.uss
+                total += pss
+            if total > self.peak_total:
+                self.peak_total, self.at_peak, self.private_at_peak = total, by_role, private
+            if self.also is not None:
+                try:
+                    self.peak_also = max(self.peak_also, self.also())
+                except OSError:
+                    pass
+            self._stop.wait(self.interval)
