@@ -12,8 +12,9 @@ engine's root, is checked when that file is present.
 As root, student code must not read the results folder, the submission metadata or the engine's
 secrets: they are registered with the sandbox, which covers them in each call's private mount
 namespace; where the platform refuses mounts they are made unreadable to others here (as
-setup.sh does). After grading, every process left of the sandbox user is killed: on Gradescope
-this is the only grade on the machine.
+setup.sh does). After grading, every process left of this grade's sandbox uids is killed, and
+none of a uid another grade holds now (``sandbox.slots``): on Gradescope this is the only grade
+on the machine, whose uid is the sandbox user's.
 """
 from __future__ import annotations
 

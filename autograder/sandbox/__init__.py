@@ -2,9 +2,9 @@
 
 ``Sandbox`` (client.py) is the trusted side; ``zygote.py`` is the fork server it starts;
 ``child.py`` is what each forked child does; ``limits.py`` holds rlimits, the privilege drop and
-process killing; ``secrets.py`` what student code must not see and ``mounts.py`` the private
-mount namespace that hides it; ``wire.py`` the data format across the boundary. See
-docs/DESIGN.md.
+process killing; ``slots.py`` the uid each concurrent Sandbox runs as; ``secrets.py`` what
+student code must not see and ``mounts.py`` the private mount namespace that hides it;
+``wire.py`` the data format across the boundary. See docs/DESIGN.md.
 """
 from autograder.sandbox.client import ProbeResult, Sandbox, sweep_sandbox_user
 from autograder.sandbox.limits import Limits

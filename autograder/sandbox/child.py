@@ -34,7 +34,7 @@ class Setup:
     provided_dir: Path
     root_dir: Path
     limits: limits_module.Limits
-    account: object  # pwd.struct_passwd when root, else None
+    account: limits_module.Account | None  # who the children run as (root), else None
     memory_base: int
     secrets: list | None = None  # real paths each child covers in its mount namespace; None: no mounts
     needed: tuple = ()  # real paths a child reads (engine, provided code, Python), kept visible

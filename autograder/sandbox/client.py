@@ -29,7 +29,7 @@ from autograder.machine import resolve_device
 from autograder.errors import (SUBMISSION_ERRORS, Crashed, GraderError, InvalidOutput, NoResult,
                                OutOfMemory, SubmissionError, TimedOut, from_kind)
 from autograder.sandbox import limits as limits_module
-from autograder.sandbox import secrets, wire
+from autograder.sandbox import secrets, slots, wire
 from autograder.sandbox.child import OUTPUT_FILE, RUNNING_FILE
 from autograder.sandbox.limits import Limits
 
@@ -195,20 +195,19 @@ def _copy_submission(source: Path, dest: Path) -> None:
 
 
 def sweep_sandbox_user(limits: Limits = Limits(), *, wait: float = 30.0) -> bool:
-    """As root, SIGKILL every process of the sandbox user once no Sandbox on this machine has a
-    call in flight (waiting up to ``wait`` seconds). The last step of a Gradescope run, one
-    grade per machine there; returns whether it ran (never without root or the user)."""
+    """As root, SIGKILL every process left of the sandbox uids this process's Sandboxes held
+    (the named account at least), each once no call of it is in flight (waiting up to ``wait``
+    seconds) and only where no other grade's Sandbox holds it now (``slots.sweep``). The last
+    step of a Gradescope run, one grade per machine there; returns whether any sweep ran
+    (never without root or the user)."""
     if not limits_module.is_root():
         return False
     try:
-        account = limits_module.sandbox_account(limits.user)
+        named = limits_module.sandbox_account(limits.user).pw_uid
     except GraderError:
         return False
-    sweeps = limits_module.UidSweeps(account.pw_uid)
-    try:
-        return sweeps.sweep(wait=wait)
-    finally:
-        sweeps.close()
+    ran = [slots.sweep(uid, wait=wait) for uid in sorted(slots.used_here() | {named})]
+    return any(ran)
 
 
 class Sandbox:
@@ -229,7 +228,7 @@ class Sandbox:
         self._base: Path | None = None
         self._calls = 0
         self.retries = 0  # calls run a second time after a death the grader could not pin
-        self._account = None
+        self._slot: slots.Slot | None = None  # as root: the uid this Sandbox alone runs calls as
         self._sweeps: limits_module.UidSweeps | None = None
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -249,20 +248,26 @@ class Sandbox:
             self._zygote = None
         if self._base is None:
             if limits_module.is_root():
-                self._account = limits_module.sandbox_account(self.limits.user)
-                self._sweeps = limits_module.UidSweeps(self._account.pw_uid)
+                self._slot = slots.Slot.claim(self.limits.user)
+                self._sweeps = limits_module.UidSweeps(self._slot.account.uid)
             self._base = Path(os.path.realpath(tempfile.mkdtemp(prefix="hw4-sandbox-")))
             os.chmod(self._base, 0o711)  # the sandbox user may enter its call dirs, not list them
             _copy_submission(self.submission_dir, self._base / "submission")
         config = {"provided_dir": str(self.provided_dir), "root_dir": str(paths.ROOT),
                   "submission_dir": str(self._base / "submission"), "limits": asdict(self.limits)}
-        if self._account is not None:  # as root: what each child hides, and how to check it
+        if self.account is not None:  # as root: who the children are, what they hide, the check
             hidden = secrets.secret_paths(provided_dir=self.provided_dir, extra=[self._base])
-            config.update(secrets=hidden, canaries=secrets.canaries(hidden),
-                          needed=secrets.needed_paths(self.provided_dir))
+            config.update(account=asdict(self.account), secrets=hidden,
+                          canaries=secrets.canaries(hidden), needed=secrets.needed_paths(self.provided_dir))
         self._zygote = _Zygote(config, _zygote_env(self.device), self._base / "zygote.log", self._base)
         if wait:
             self._zygote.wait_ready()
+
+    @property
+    def account(self) -> limits_module.Account | None:
+        """Who this Sandbox's children run as (root only; None before ``start`` and without
+        root): a uid no other live Sandbox on this machine runs as."""
+        return self._slot.account if self._slot is not None else None
 
     @property
     def capabilities(self) -> dict:
@@ -274,7 +279,8 @@ class Sandbox:
         """Stop the zygote, kill what its calls left and remove the temporary files.
 
         The zygote is a subreaper that already killed every descendant after each call, so
-        only where it is not (or it died) are the sandbox user's processes swept by uid.
+        only where it is not (or it died) are this Sandbox's uid's processes swept. The uid is
+        then free for the next Sandbox.
         """
         if self._zygote is not None:
             own_cleanup = self._owns_cleanup()
@@ -285,6 +291,9 @@ class Sandbox:
         if self._sweeps is not None:
             self._sweeps.close()
             self._sweeps = None
+        if self._slot is not None:
+            self._slot.release()
+            self._slot = None
         if self._base is not None:
             shutil.rmtree(self._base, ignore_errors=True)
             self._base = None
@@ -301,12 +310,12 @@ class Sandbox:
         return zygote is not None and zygote.alive() and bool((zygote.capabilities or {}).get("kill_orphans"))
 
     def kill_all(self, *, wait: float = 10.0) -> bool:
-        """SIGKILL every process of the sandbox user (as root): the fallback cleanup where the
+        """SIGKILL every process of this Sandbox's uid (as root): the fallback cleanup where the
         zygote is not a subreaper; ``sweep_sandbox_user`` ends a Gradescope run with it.
 
-        Waits up to ``wait`` seconds for the calls of other Sandboxes sharing the user (parallel
-        workers) to finish, since the sweep would kill theirs too. Returns whether it ran;
-        without root there is no user to sweep and it returns False.
+        The uid is this Sandbox's alone (``slots``), so no other grade's call is touched; waits
+        up to ``wait`` seconds for a call in flight. Returns whether it ran; without root there
+        is no user to sweep and it returns False.
         """
         return self._sweeps is not None and self._sweeps.sweep(wait=wait)
 
@@ -344,8 +353,8 @@ class Sandbox:
         call_dir = self._base / f"call-{self._calls}"
         call_dir.mkdir(mode=0o700)
         try:
-            if self._account is not None:
-                os.chown(call_dir, self._account.pw_uid, self._account.pw_gid)
+            if self.account is not None:
+                os.chown(call_dir, self.account.uid, self.account.gid)
             if inputs:
                 try:
                     wire.write(call_dir, inputs, stem="in")

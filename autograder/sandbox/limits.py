@@ -45,9 +45,11 @@ class Limits:
     max_result_bytes: the most the trusted side will read of out.json and of out.npz's arrays.
     max_open_files: RLIMIT_NOFILE.
     max_processes: RLIMIT_NPROC, applied only to the sandbox user (as root): for any other uid
-        it would count the user's own processes.
+        it would count the user's own processes. Each concurrent Sandbox has a uid of its own
+        (``slots``), so the count is never shared with another grade.
     user: the unprivileged account the child runs as when the grader is root (``$HW4_SANDBOX_USER``,
-        else hw4sandbox); created when missing.
+        else hw4sandbox); created when missing. A Sandbox that finds it held by another
+        concurrent Sandbox runs as a uid of its own instead (``slots``).
     tmp_bytes: size of each private /tmp, /var/tmp and /dev/shm a call gets (as root, where
         mount namespaces are allowed).
     mount_namespace: as root, hide secrets in a private mount namespace per call when the
@@ -64,6 +66,18 @@ class Limits:
     user: str = field(default_factory=lambda: os.environ.get(SANDBOX_USER_ENV) or SANDBOX_USER)
     tmp_bytes: int = 64 * MiB
     mount_namespace: bool = True
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who one Sandbox's children run as (root only): ``name`` for messages (the named account,
+    or ``user#slot`` for a uid of the reserved range, see ``slots``), the ids the privilege drop
+    sets, and the slot."""
+
+    name: str
+    uid: int
+    gid: int
+    slot: int = 0
 
 
 def is_root() -> bool:
@@ -192,7 +206,7 @@ def volunteer_for_oom_kill() -> bool:
 
 
 def apply_in_child(limits: Limits, *, memory_base: int, cpu_seconds: float,
-                   account: pwd.struct_passwd | None) -> None:
+                   account: Account | None) -> None:
     """Apply rlimits, then drop to ``account`` (given only when root). Raises OSError on failure.
 
     memory_base is the zygote's own data size, the floor the memory headroom is added to. The
@@ -218,9 +232,9 @@ def apply_in_child(limits: Limits, *, memory_base: int, cpu_seconds: float,
         return
     _set(resource.RLIMIT_NPROC, limits.max_processes)
     os.setgroups([])
-    os.setgid(account.pw_gid)
-    os.setuid(account.pw_uid)
-    if os.getuid() != account.pw_uid or os.geteuid() != account.pw_uid:
+    os.setgid(account.gid)
+    os.setuid(account.uid)
+    if os.getuid() != account.uid or os.geteuid() != account.uid:
         raise OSError("privilege drop did not take effect")
     if IS_LINUX:
         _libc_call("prctl", 38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: no setuid binaries
@@ -315,10 +329,11 @@ def kill_descendants() -> None:
 
 
 class UidSweeps:
-    """Coordinates the kill-by-uid sweeps of every Sandbox on this machine that shares one uid.
+    """Coordinates the kill-by-uid sweeps of a uid with the calls that run as it.
 
-    A sweep kills every process of the sandbox user, so it must not run while another Sandbox
-    (a parallel test worker, another grading) has a call in flight. Each call holds a shared
+    A sweep kills every process of the uid, so it must not run while a call is in flight. Each
+    Sandbox has a uid of its own (``slots``); the lock still guards a sweep from the end of a
+    run (``sweep_sandbox_user``) against a call of a Sandbox that holds the uid. Each call holds a shared
     flock on a root-owned lock file; a sweep needs the exclusive lock. On Gradescope only one
     Sandbox runs, so every sweep happens.
     """

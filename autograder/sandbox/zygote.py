@@ -5,6 +5,7 @@ JSON lines, requests on stdin and replies on stdout; everything the zygote itsel
 stderr, the sandbox's log.
 
 1. The client sends a config: ``{"provided_dir", "root_dir", "submission_dir", "limits": {...},
+   "account": {"name", "uid", "gid", "slot"} (as root: the uid claimed for this Sandbox alone),
    "secrets": [paths each child hides], "needed": [paths it must still see, e.g. an engine
    unpacked under /tmp], "canaries": [files the self-check must fail to read]}``.
 2. The zygote confines itself where it can (network namespace, subreaper), imports numpy, torch,
@@ -75,11 +76,12 @@ def _start(config: dict):
     from autograder.sandbox import child, limits, mounts
     limit_values = limits.Limits(**config["limits"])
     root = limits.is_root()
-    account = limits.sandbox_account(limit_values.user) if root else None
+    # As root, the uid the client claimed for this Sandbox alone (its slot), never looked up here.
+    account = limits.Account(**config["account"]) if root else None
     capabilities = {
         "separate_process": True,
         "fresh_process_per_call": True,
-        "unprivileged_user": limit_values.user if root else None,
+        "unprivileged_user": account.name if root else None,
         "process_limit": root,
         "no_new_privileges": root and limits.IS_LINUX,
         "network_namespace": root and limits.unshare_network(),
@@ -97,11 +99,11 @@ def _start(config: dict):
                         needed=tuple(config.get("needed", ())),
                         locked=tuple(mounts.locked_folders(config.get("needed", ()))) if root else ())
     if root:
-        capabilities.update(_check_confinement(setup, config, limit_values))
+        capabilities.update(_check_confinement(setup, config, account.name))
     return setup, capabilities
 
 
-def _check_confinement(setup, config: dict, limit_values) -> dict:
+def _check_confinement(setup, config: dict, user: str) -> dict:
     """As root: choose how secrets are hidden, and prove it as the sandbox user (self-check).
 
     Tries the private mount namespace first, falls back to file permissions when the platform
@@ -112,7 +114,7 @@ def _check_confinement(setup, config: dict, limit_values) -> dict:
     from autograder.sandbox import child
     canaries = config.get("canaries", [])
     report, refused = None, None
-    if limit_values.mount_namespace and sys.platform.startswith("linux"):
+    if setup.limits.mount_namespace and sys.platform.startswith("linux"):
         setup.secrets = list(config.get("secrets", []))
         report = child.self_check(setup, canaries)
         refused = report.get("confined") or report.get("error")
@@ -124,7 +126,7 @@ def _check_confinement(setup, config: dict, limit_values) -> dict:
     python = report.get("python")
     if python:
         raise GraderError(
-            f"the sandbox user {limit_values.user!r} cannot read the Python installation: "
+            f"the sandbox user {user!r} cannot read the Python installation: "
             f"{python['path']} ({python['error']}), so student code could not import the "
             f"standard library or site-packages, and this platform refused the mount namespace "
             f"that would reach it. Make the installation readable to others: every folder above "
@@ -135,12 +137,12 @@ def _check_confinement(setup, config: dict, limit_values) -> dict:
         listed = "\n".join(f"  {path}" for path in report["readable"])
         reason = f" (mount namespaces refused: {refused})" if refused else ""
         raise GraderError(
-            f"refusing to run student code: the sandbox user {limit_values.user!r} can read "
+            f"refusing to run student code: the sandbox user {user!r} can read "
             f"secrets{reason}:\n{listed}\nSecrets are hidden by {how}; make them unreadable "
             f"to others (`python -m autograder gradescope` and setup.sh run chmod -R o-rwx on "
             f"them), or run where mount namespaces are allowed (CAP_SYS_ADMIN).")
     return {"secrets_hidden_by": how, "private_tmp": setup.secrets is not None,
-            "secret_check": f"{len(canaries)} known secrets unreadable as {limit_values.user}"}
+            "secret_check": f"{len(canaries)} known secrets unreadable as {user}"}
 
 
 def _serve(setup, stdin) -> None:

@@ -422,8 +422,9 @@ def test_child_has_no_network(sandbox):
 
 
 @needs_root
-def test_kill_all_kills_every_process_of_the_sandbox_user(sandbox):
-    stray = subprocess.Popen(["sleep", "30"], user=LIMITS.user, start_new_session=True)
+def test_kill_all_kills_every_process_of_the_sandbox_uid(sandbox):
+    stray = subprocess.Popen(["sleep", "30"], user=sandbox.account.uid, group=sandbox.account.gid,
+                             start_new_session=True)
     try:
         if not sandbox.kill_all(wait=30.0):
             pytest.skip("other sandboxes of the same user (parallel runs) kept calls in flight")

@@ -176,6 +176,15 @@ def sandbox_uid() -> int | None:
         return None
 
 
+def sandbox_uids() -> set[int]:
+    """Every uid student code may run as: the named account, and the reserved uids a Sandbox
+    takes when another concurrent grade holds that account (``autograder.sandbox.slots``)."""
+    from autograder.sandbox import slots
+    named = sandbox_uid()
+    reserved = set(range(slots.SLOT_BASE, slots.SLOT_BASE + slots.SLOT_COUNT))
+    return reserved | ({named} if named is not None else set())
+
+
 def _carries(process: psutil.Process, marker: str) -> bool:
     try:
         if process.name().startswith(marker[:15]) or marker in " ".join(process.cmdline()):
@@ -200,15 +209,15 @@ def _serves_a_live_grade(process: psutil.Process, uid: int) -> bool:
 def leftover_processes(marker: str) -> list[str]:
     """Kill, then describe, every process left by an attack: carrying ``marker``, or of the
     sandbox user with no live grader above it (other grades may share this machine)."""
-    uid = sandbox_uid()
+    uids = sandbox_uids()
     me = os.getpid()
     found = []
     for process in psutil.process_iter():
         if process.pid == me:
             continue
         try:
-            orphan = uid is not None and process.uids().real == uid \
-                and not _serves_a_live_grade(process, uid)
+            uid = process.uids().real
+            orphan = uid in uids and not _serves_a_live_grade(process, uid)
         except psutil.Error:
             continue
         if orphan or _carries(process, marker):
