@@ -399,9 +399,13 @@ def test_plain_accepts_exact_types_only():
 @needs_root
 def test_child_runs_as_the_sandbox_user(sandbox):
     import pwd
-    account = pwd.getpwnam(LIMITS.user)
     seen = sandbox.run("selftest.environment").values
-    assert (seen["uid"], seen["gid"], seen["groups"]) == (account.pw_uid, account.pw_gid, [])
+    own = sandbox.account  # slot 0 is the named account; a concurrent grade gets a uid of its own
+    assert (seen["uid"], seen["gid"], seen["groups"]) == (own.uid, own.gid, [])
+    assert own.uid != 0 and own.gid != 0
+    if own.slot == 0:
+        named = pwd.getpwnam(LIMITS.user)
+        assert (own.uid, own.gid) == (named.pw_uid, named.pw_gid)
     assert seen["no_new_privs"] is True
 
 
