@@ -94,7 +94,7 @@ def pytest_args(src: Path, *, stage: str, device: str, visibility: str, data=Non
     return args
 
 
-def grade_submission(src, *, out=None, stage: str = "unit", device: str = "auto",
+def grade_submission(src, *, out=None, stage: str = "unit", device: str = "cpu",
                      visibility: str = "all", data=None, checkpoint=None,
                      expected_count: int | None = None, verbose: bool = False,
                      post_process: Sequence[Callable[[Results], Results]] = (),
@@ -233,8 +233,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", choices=("unit", "train", "all"), default=None,
                         help="unit tests only (the default of a grade), the training stage only, "
                              "or both (the default of --list)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="device for the student's code (auto: cuda when available)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
+                        help="device for the student's code: cpu (default, as on Gradescope, so "
+                             "a hard-coded .cuda() fails here as it would there), cuda, or auto "
+                             "(cuda when available)")
     parser.add_argument("--visible-only", action="store_true",
                         help="run only the visible tests, the ones the handout ships")
     parser.add_argument("--list", action="store_true",

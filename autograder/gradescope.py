@@ -7,7 +7,9 @@ tests can simulate the layout. Whatever happens, a valid results.json is left be
 - grading replaces it atomically with the real results;
 - any exception writes a fallback that names the failure.
 The expected number of grading tests, recorded by ``build`` in ``expected_counts.json`` at the
-engine's root, is checked when that file is present.
+engine's root, is checked when that file is present (``autograder.counts``). The training stage
+runs on the course's data and checkpoint when the zip ships them (``build --data``,
+``autograder.course_data``), else on the embedded ones; ``HW4_DATA`` / ``HW4_CHECKPOINT`` win.
 
 As root, student code must not read the results folder, the submission metadata or the engine's
 secrets: they are registered with the sandbox, which covers them in each call's private mount
@@ -19,17 +21,13 @@ on the machine, whose uid is the sandbox user's.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
 from pathlib import Path
 
-from autograder import paths
+from autograder import counts, course_data, paths
 from autograder.results_writer import ResultsWriter
-
-EXPECTED_COUNTS = paths.ROOT / "expected_counts.json"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Grade ROOT/submission and write ROOT/results/results.json, as "
@@ -40,15 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=os.environ.get("HW4_STAGE", "all"),
                         help="stages to run (default: $HW4_STAGE or all)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-
-
-def expected_count(stage: str, visibility: str = "all") -> int | None:
-    """The count ``build`` recorded for this configuration, or None when unknown."""
-    try:
-        counts = json.loads(EXPECTED_COUNTS.read_text(encoding="utf-8"))
-        return int(counts[f"{stage}/{visibility}"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,10 +61,11 @@ def run(args: argparse.Namespace) -> int:
         _hide_secrets(root)
         from autograder.grade import grade_submission
 
+        data, checkpoint = course_data.shipped()
         grade_submission(root / "submission", writer=writer, stage=args.stage, device=args.device,
-                         data=os.environ.get("HW4_DATA"),
-                         checkpoint=os.environ.get("HW4_CHECKPOINT"),
-                         expected_count=expected_count(args.stage), verbose=True)
+                         data=os.environ.get("HW4_DATA") or data,
+                         checkpoint=os.environ.get("HW4_CHECKPOINT") or checkpoint,
+                         expected_count=counts.recorded_count(args.stage), verbose=True)
     except BaseException as error:  # even KeyboardInterrupt/SystemExit: leave a valid file
         traceback.print_exc()
         writer.fallback(f"internal grading error ({type(error).__name__})", rubric=rubric,

@@ -103,8 +103,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--results", default=None, help="write Gradescope's results.json here")
     group.addoption("--stage", choices=("unit", "train", "all"), default="unit",
                     help="which grading stage to run (default: unit)")
-    group.addoption("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                    help="device for the student's code (auto: cuda when available)")
+    group.addoption("--device", choices=("auto", "cpu", "cuda"), default="cpu",
+                    help="device for the student's code: cpu (default; Gradescope grades on "
+                         "the CPU), cuda, or auto (cuda when available)")
     group.addoption("--visibility", choices=("all", "visible"), default="all",
                     help="'visible': run only the visible tests, as the handout does")
     group.addoption("--hw4-data", default=None, help="dataset: .npz or CIFAR-10 folder (default: "
@@ -114,7 +115,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rubric", default=str(paths.RUBRIC_PATH),
                     help="the rubric file (default: rubric.toml of this layout)")
     group.addoption("--expected-count", type=int, default=None,
-                    help="number of grading tests this run must collect; a mismatch is reported")
+                    help="number of grading tests this run must collect; a mismatch is reported "
+                         "(default: the count a zip records, autograder.counts)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -124,11 +126,20 @@ def pytest_configure(config: pytest.Config) -> None:
         stage=config.getoption("stage"), device=config.getoption("device"),
         visibility=config.getoption("visibility"), hw4_data=config.getoption("hw4_data"),
         hw4_checkpoint=config.getoption("hw4_checkpoint"),
-        expected_count=config.getoption("expected_count"))
+        expected_count=_expected_count(config))
     config.stash[STATE] = GradingState(options, load_rubric(config.getoption("rubric")))
     if not hasattr(config, "workerinput"):  # the controller alone assembles and reports
         config.pluginmanager.register(GradingSession(config, _writer(config, options)),
                                       "hw4-grading-session")
+
+
+def _expected_count(config: pytest.Config) -> int | None:
+    given = config.getoption("expected_count")
+    if given is not None:
+        return given
+    from autograder.counts import recorded_count
+
+    return recorded_count(config.getoption("stage"), config.getoption("visibility"))
 
 
 def _writer(config: pytest.Config, options: GradingOptions) -> ResultsWriter | None:

@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a previous batch folder: report what changed since, and reuse its "
                              "grades that are still current")
     parser.add_argument("--force", action="store_true", help="regrade every submission")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
+                        help="device for the student's code (default: cpu, as on Gradescope)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds one submission's grade may take before it is killed and "
                              "marked timed out (default: 300 for the unit stage, 650 otherwise)")

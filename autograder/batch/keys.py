@@ -29,7 +29,7 @@ class GradeOptions:
     """The options of ``grade`` a batch passes on to every submission's grade."""
 
     stage: str = "unit"
-    device: str = "auto"
+    device: str = "cpu"
     data: str | None = None
     checkpoint: str | None = None
 

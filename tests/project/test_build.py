@@ -41,8 +41,8 @@ def test_handout_has_no_reference_hidden_tests_or_hidden_fixtures(zips):
     names = zips[1]
     for name in names:
         assert not name.startswith("reference/")
-        assert not name.startswith(("tests/grading/hidden", "tests/grading/train"))
-        assert not name.startswith(("fixtures/expected/hidden", "fixtures/calibration"))
+        assert not name.startswith("tests/grading/hidden") and "hidden" not in name.split("/")
+        assert not name.startswith("fixtures/expected/hidden")
         assert "__pycache__" not in name
     for name in paths.SUBMISSION_FILES:
         assert name in names
@@ -54,8 +54,35 @@ def test_handout_has_no_reference_hidden_tests_or_hidden_fixtures(zips):
 
 def test_handout_pytest_ini_runs_the_visible_unit_tests(zips):
     ini = zips[4]
-    assert "testpaths = tests/grading/visible" in ini
+    assert "testpaths = tests/grading\n" in ini  # the plugin leaves train/ out of a unit run
     assert "--visibility=visible" in ini and "--stage=unit" in ini
+
+
+def test_handout_can_run_the_training_stage_with_gradescopes_calibrations(zips):
+    names = set(zips[1])
+    assert "tests/grading/train/test_training.py" in names
+    calibrations = {p.name for p in (paths.FIXTURES_DIR / "calibration").glob("*.json")}
+    assert calibrations and {f"fixtures/calibration/{name}" for name in calibrations} <= names
+    with zipfile.ZipFile(zips[3]) as archive, zipfile.ZipFile(zips[2]) as grader:
+        for name in calibrations:  # the very bytes Gradescope grades with
+            assert (archive.read(f"{HANDOUT_FOLDER}/fixtures/calibration/{name}")
+                    == grader.read(f"fixtures/calibration/{name}"))
+
+
+def test_counts_are_recorded_per_stage_for_each_zip(tmp_path, monkeypatch):
+    """The Gradescope zip records its whole runs, the handout its visible ones, for every stage."""
+    import json
+
+    from autograder import build as build_module
+
+    monkeypatch.setattr(build_module, "count_tests",
+                        lambda stage, visibility: len(stage) * 10 + len(visibility))
+    autograder_zip, handout_zip = build(paths.ROOT, tmp_path)
+    with zipfile.ZipFile(autograder_zip) as a, zipfile.ZipFile(handout_zip) as h:
+        grader = json.loads(a.read("expected_counts.json"))
+        handout = json.loads(h.read(f"{HANDOUT_FOLDER}/expected_counts.json"))
+    assert grader == {"unit/all": 43, "train/all": 53, "all/all": 33}
+    assert handout == {"unit/visible": 47, "train/visible": 57, "all/visible": 37}
 
 
 def test_zips_are_deterministic(zips, tmp_path):
