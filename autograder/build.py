@@ -94,7 +94,8 @@ def autograder_entries(root: Path, counts: dict, course: dict[str, bytes] | None
     names = ["setup.sh", "run_autograder", "rubric.toml", "requirements.txt"]
     for folder in ("autograder", "student", "reference", "tests/grading", "fixtures"):
         names += list(_files(root, folder))
-    entries = {name: (root / name).read_bytes() for name in names if (root / name).is_file()}
+    entries = {name: (root / name).read_bytes() for name in names if (root / name).is_file()
+               and not name.startswith("fixtures/handout/")}  # the handout's stand-ins only
     entries[COUNTS_FILE] = _counts_entry({k: v for k, v in counts.items() if k.endswith("/all")})
     entries.update(course or {})
     return entries
@@ -132,7 +133,26 @@ def handout_entries(root: Path, counts: dict) -> dict[str, bytes]:
         "addopts = -p no:cacheprovider --stage=unit --visibility=visible\n").encode()
     for name in HANDOUT_OWN_FILES:
         entries[name] = (root / "handout" / name).read_bytes()
+    entries.update(starting_models_entry())
     return entries
+
+
+def starting_models_entry() -> dict[str, bytes]:
+    """The training stage's reference-pruned starting models of the embedded checkpoint, for
+    the handout, which has no reference to prune with (``autograder.stand_ins``)."""
+    import tempfile
+
+    from autograder import stand_ins
+    from autograder.pipelines import Pipelines, Setting, file_digest
+
+    setting = Setting.resolve(None, None, device="cpu")
+    pipelines = Pipelines(None, setting)
+    states = {"layerwise": pipelines.pruned_state, "global": pipelines.global_pruned_state}
+    with tempfile.TemporaryDirectory() as folder:
+        path = stand_ins.write_starting_models(states, file_digest(None),
+                                               Path(folder) / stand_ins.STARTING_MODELS.name)
+        data = path.read_bytes()
+    return {stand_ins.STARTING_MODELS.relative_to(paths.ROOT).as_posix(): data}
 
 
 def in_folder(entries: dict[str, bytes], folder: str) -> dict[str, bytes]:

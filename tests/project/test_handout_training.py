@@ -60,3 +60,62 @@ def test_grading_runs_on_the_cpu_by_default(handout):
     help_text = " ".join(done.stdout.split())
     assert re.search(r"--device=\{auto,cpu,cuda\} device for the student's code: cpu \(default",
                      help_text), help_text[-3000:]
+
+
+STAND_IN_PROBE = """
+import json, sys
+from autograder import stand_ins
+from autograder.calibration import Calibration
+from autograder.errors import StudentException
+from autograder.pipelines import Pipelines, Setting, file_digest
+setting = Setting.resolve(None, None, device="cpu")
+pipelines = Pipelines(None, setting)
+report = {"in_handout": stand_ins.in_handout(), "ptq4": Calibration.load(setting).ptq[4]}
+for kind in stand_ins.KINDS:
+    state = stand_ins.starting_state(kind, file_digest(None))
+    report[kind] = {k: float((v == 0).mean()) for k, v in state.items() if k.endswith(".conv.weight") and "id_mapping" not in k}
+try:
+    report["accuracy4"] = pipelines.accuracy(pipelines.pretrained_state, Nbits=4)
+except StudentException as error:
+    report["error"] = str(error)
+print(json.dumps(report))
+"""
+
+
+def stand_in_report(folder: Path) -> dict:
+    import json
+
+    done = subprocess.run([sys.executable, "-c", STAND_IN_PROBE], cwd=folder, capture_output=True,
+                          text=True, timeout=600,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("HW4_")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_handout_stands_in_for_the_reference_it_does_not_ship(handout):
+    """The starting models are the reference's 80%-pruned ones, and quantized accuracy measured
+    with the student's STE (here the reference's own code, as a student's correct one) is the
+    reference's post-training-quantization accuracy the calibration recorded."""
+    report = stand_in_report(handout)
+    assert report["in_handout"] is True
+    for kind in ("layerwise", "global"):
+        assert report[kind], kind
+    assert len(report["layerwise"]) == 19  # the prunable convolutions, each at 80%
+    assert all(abs(fraction - 0.8) < 0.01 for fraction in report["layerwise"].values())
+    assert report["accuracy4"] == pytest.approx(report["ptq4"], abs=1e-9)
+
+
+def test_a_broken_student_quantizer_is_the_students_error_in_the_handout(handout, tmp_path):
+    folder = tmp_path / HANDOUT_FOLDER
+    shutil.copytree(handout, folder)
+    shutil.copy(paths.STUDENT_DIR / "lab3.py", folder / "lab3.py")  # the stub: not implemented
+    report = stand_in_report(folder)
+    assert "accuracy4" not in report
+    assert "your `STE` raised NotImplementedError" in report["error"]
+    assert "Gradescope measures with the staff's quantizer" in report["error"]
+
+
+def test_the_gradescope_zip_has_no_stand_ins(tmp_path):
+    autograder_zip, _ = build(paths.ROOT, tmp_path, count=False)
+    with zipfile.ZipFile(autograder_zip) as archive:
+        assert not [name for name in archive.namelist() if name.startswith("fixtures/handout/")]
