@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
+from autograder import pictures
 from autograder.calibration import EQUAL_WITHIN, Calibration, NotCalibrated
 from autograder.checks import fail
 from autograder.memo import OutcomeMemo
@@ -56,6 +57,7 @@ def training(sandbox, grading_options) -> TrainingRun:
 
 
 def require_accuracy(what: str, accuracy: float, threshold: float, untrained_hint: str) -> None:
+    pictures.attach("accuracy", label=what, accuracy=accuracy, threshold=threshold)
     if accuracy < threshold:
         fail(f"{what}: accuracy {accuracy:.4f}, expected at least {threshold:.4f} (calibrated on the "
              f"reference with the same data and budget). {untrained_hint}")
