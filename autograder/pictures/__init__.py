@@ -13,7 +13,7 @@ Kinds (one panel each; ``autograder.pictures.draw`` maps them to their drawers):
 - ``trajectory`` (Lab 1): ``student`` and ``reference`` paths of W, shape (steps + 1, n), and
   the problem's ``X``, ``Y``; log L is computed here from them.
 - ``sparsity`` (Lab 2): ``layers`` (names), ``student`` and ``reference`` fractions of zeros
-  (``zeros_fraction`` computes one).
+  (``zeros_fraction`` computes one); ``reference_label`` when the other bars are a target.
 - ``accuracy`` (training stage): ``label``, ``accuracy`` and the calibrated ``threshold``.
 - ``levels`` (Lab 3): ``w`` (the input), ``student`` and ``reference`` quantized values, ``bit``.
 

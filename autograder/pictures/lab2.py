@@ -27,9 +27,10 @@ def draw_sparsity(panel, records: list[dict]) -> None:
         reference += [np.nan if v is None else v for v in data["reference"]]
     x = np.arange(len(layers))
     axes = panel.subplots()
-    axes.bar(x - 0.2, 100 * np.asarray(reference, dtype=float), 0.4, color="0.7", label="reference")
+    label = str(records[0].get("reference_label") or "reference")
+    axes.bar(x - 0.2, 100 * np.asarray(reference, dtype=float), 0.4, color="0.7", label=label)
     axes.bar(x + 0.2, 100 * np.asarray(student, dtype=float), 0.4, color="C0", label="yours")
     axes.set_xticks(x, [short_name(name) for name in layers],
                     rotation=90 if len(layers) > 6 else 0, fontsize="x-small")
     axes.set(ylabel="zeros (%)", ylim=(0, 105), title="sparsity per layer")
-    axes.legend(loc="lower right", fontsize="small")
+    axes.legend(loc="best", fontsize="small")

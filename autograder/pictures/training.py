@@ -1,13 +1,15 @@
 """The training stage's panel: accuracy after the brief fine-tune against the calibrated threshold."""
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 
 def draw_accuracy(panel, records: list[dict]) -> None:
     """One bar per record (green when it reaches its threshold, red when not), the threshold
     drawn across its bar."""
-    labels = [str(data["label"]) for data in records]
+    labels = [textwrap.fill(str(data["label"]), 18) for data in records]
     accuracy = np.array([np.nan if d["accuracy"] is None else d["accuracy"] for d in records])
     threshold = np.array([np.nan if d["threshold"] is None else d["threshold"] for d in records])
     x = np.arange(len(records))
@@ -17,4 +19,4 @@ def draw_accuracy(panel, records: list[dict]) -> None:
     axes.hlines(100 * threshold, x - 0.4, x + 0.4, colors="k", linewidth=2, label="threshold")
     axes.set_xticks(x, labels, fontsize="x-small")
     axes.set(ylabel="test accuracy (%)", ylim=(0, 100), title="after the brief fine-tune")
-    axes.legend(loc="lower right", fontsize="small")
+    axes.legend(loc="best", fontsize="small")

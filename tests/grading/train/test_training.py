@@ -137,6 +137,9 @@ def test_iterative_pruning_ends_at_80_percent_per_layer(training):
     """The iterative schedule (student's iterative_prune_percentage, prune_by_percentage,
     finetune_after_prune) leaves every prunable layer 80% sparse (within 0.1% or one weight)."""
     outcome = iterative(training)
+    pictures.attach("sparsity", layers=list(outcome.layer_sparsity), reference_label="80% per layer",
+                    student=list(outcome.layer_sparsity.values()),
+                    reference=[SPARSITY_Q / 100] * len(outcome.layer_sparsity))
     _check_parameters_kept(outcome, "prune_by_percentage")
     schedule = outcome.observed["schedule"]
     off = {}
