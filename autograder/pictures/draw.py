@@ -14,6 +14,7 @@ import io
 PANEL_WIDTH = {"trajectory": 9.0, "sparsity": 7.5, "accuracy": 4.0, "levels": 4.5}
 PANEL_HEIGHT = 3.0
 DPI = 72
+MARGINS = {"left": 0.11, "right": 0.97, "bottom": 0.17, "top": 0.78, "wspace": 0.3}  # a drawer may widen
 MAX_BYTES = 64 * 1024  # a larger PNG is refused: results.json carries every picture inline
 
 
@@ -23,7 +24,8 @@ class PictureTooLarge(ValueError):
 
 def draw(problem: str, records: list[dict]) -> bytes:
     """The PNG of ``problem``'s ``records`` (``{"kind", "data"}``, in the order attached): one
-    panel per kind, in order of first appearance, each drawn from all records of its kind."""
+    panel per kind, in order of first appearance, each drawn from all records of its kind. A
+    drawer may return a caption, which joins the figure's title."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -33,12 +35,16 @@ def draw(problem: str, records: list[dict]) -> bytes:
                "accuracy": training.draw_accuracy, "levels": lab3.draw_levels}
     kinds = list(dict.fromkeys(record["kind"] for record in records))
     widths = [PANEL_WIDTH[kind] for kind in kinds]
-    figure = Figure(figsize=(sum(widths), PANEL_HEIGHT), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(sum(widths), PANEL_HEIGHT), dpi=DPI)  # fixed margins: a layout
+    # engine draws the figure twice and measures every tick label, ~4x the cost of a picture
     FigureCanvasAgg(figure)
     panels = figure.subfigures(1, len(kinds), width_ratios=widths, squeeze=False)[0]
+    captions = []
     for panel, kind in zip(panels, kinds):
-        drawers[kind](panel, [record["data"] for record in records if record["kind"] == kind])
-    figure.suptitle(f"Problem {problem}: your run", fontsize="medium")
+        panel.subplots_adjust(**MARGINS)
+        captions.append(drawers[kind](panel, [r["data"] for r in records if r["kind"] == kind]))
+    figure.suptitle(": ".join([f"Problem {problem}, your run"] + [c for c in captions if c]),
+                    fontsize="medium")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     png = buffer.getvalue()

@@ -25,19 +25,27 @@ def data_loss(path: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return ((path @ X.T - Y) ** 2).sum(axis=1)
 
 
-def draw_trajectories(panel, records: list[dict]) -> None:
+def draw_trajectories(panel, records: list[dict]) -> str:
     """Left: log L over the steps; right: each weight. Solid lines are the student's, dashed
-    the reference's, one colour per weight; a vertical line marks the step where they part."""
+    the reference's, one colour per weight; a vertical line marks the step where they part.
+    Returns the run's title (the call and its steps), for the figure's caption."""
     data = records[-1]
     student = np.asarray(data["student"], dtype=np.float64)
     reference = np.asarray(data["reference"], dtype=np.float64)
     X, Y = np.asarray(data["X"], dtype=np.float64), np.asarray(data["Y"], dtype=np.float64)
+    from matplotlib.ticker import LogLocator, NullLocator  # the caller, draw, imported matplotlib
+
     tiny = np.finfo(np.float64).tiny  # a loss of exactly 0 cannot sit on a log axis
+    panel.subplots_adjust(left=0.08, wspace=0.22)
     ax_loss, ax_w = panel.subplots(1, 2)
     ax_loss.semilogy(np.maximum(data_loss(reference, X, Y), tiny), "k--", label="reference")
     with np.errstate(all="ignore"):
         ax_loss.semilogy(np.maximum(data_loss(student, X, Y), tiny), "C3", label="yours")
     ax_loss.set(xlabel="step", ylabel="L(W), log scale", title="loss")
+    # A loss that reaches 1e-30 spans 30 decades: a few labelled ticks, no minor ones (each
+    # tick label is measured at every draw, and they would overlap anyway).
+    ax_loss.yaxis.set_major_locator(LogLocator(numticks=5))
+    ax_loss.yaxis.set_minor_locator(NullLocator())
     ax_loss.legend(loc="best", fontsize="small")
     for i in range(reference.shape[1]):
         ax_w.plot(reference[:, i], "--", color=f"C{i}", alpha=0.6)
@@ -50,4 +58,4 @@ def draw_trajectories(panel, records: list[dict]) -> None:
             axes.axvline(step, color="0.3", linewidth=1, linestyle=":")
         ax_w.annotate(f"parts from the reference at step {step}", xy=(step, 0.02),
                       xycoords=("data", "axes fraction"), fontsize="small")
-    panel.suptitle(str(data.get("title", "")), fontsize="small")
+    return str(data.get("title", ""))

@@ -26,6 +26,8 @@ def draw_sparsity(panel, records: list[dict]) -> None:
         student += [np.nan if v is None else v for v in data["student"]]
         reference += [np.nan if v is None else v for v in data["reference"]]
     x = np.arange(len(layers))
+    if len(layers) > 6:
+        panel.subplots_adjust(bottom=0.3, left=0.08)  # room for the vertical layer names
     axes = panel.subplots()
     label = str(records[0].get("reference_label") or "reference")
     axes.bar(x - 0.2, 100 * np.asarray(reference, dtype=float), 0.4, color="0.7", label=label)
