@@ -118,12 +118,13 @@ def _lab1_trajectories(group: str) -> list[dict]:
                 ("proximal_l1_step", [0.02]), ("trimmed_l1_step", [0.1, 2])]
     cases = []
     for fn, extra in runs:
-        W = ref.W0.copy()
+        path = [ref.W0.copy()]  # every W from W0 on: the reference's side of the picture
         for _ in range(ref.STEPS):
-            W = getattr(ref, fn)(W, ref.X, Y, ref.LR, *extra)
+            path.append(getattr(ref, fn)(path[-1], ref.X, Y, ref.LR, *extra))
         cases.append(dict(fn=fn, extra=np.asarray(extra, dtype=np.float64),
                           extra_is_int=np.array([isinstance(a, int) for a in extra], bool), X=ref.X, Y=Y,
-                          W0=ref.W0, lr=ref.LR, steps=ref.STEPS, expected=W))
+                          W0=ref.W0, lr=ref.LR, steps=ref.STEPS, expected=path[-1],
+                          path=np.stack(path)))
     return cases
 
 

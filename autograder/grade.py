@@ -98,7 +98,7 @@ def grade_submission(src, *, out=None, stage: str = "unit", device: str = "cpu",
                      visibility: str = "all", data=None, checkpoint=None,
                      expected_count: int | None = None, verbose: bool = False,
                      post_process: Sequence[Callable[[Results], Results]] = (),
-                     writer: ResultsWriter | None = None) -> Results:
+                     writer: ResultsWriter | None = None, pictures: bool = True) -> Results:
     """Grade the submission ``src`` (folder or .zip) and return its Results.
 
     ``stage``: "unit", "train" or "all"; ``visibility``: "all" or "visible" (the handout's
@@ -110,6 +110,8 @@ def grade_submission(src, *, out=None, stage: str = "unit", device: str = "cpu",
     with its own path and post-processing, and ``out`` must then be None. Prints the
     per-problem table; ``verbose`` shows pytest's own output instead (tracebacks included: for
     staff, e.g. Gradescope's hidden stdout). Raises GraderError if pytest produced no Results.
+    ``pictures``: draw the visible tests' pictures into results.json (``autograder.pictures``);
+    they are drawn only when a results.json is written.
     """
     import pytest
 
@@ -121,6 +123,8 @@ def grade_submission(src, *, out=None, stage: str = "unit", device: str = "cpu",
     args = pytest_args(Path(src), stage=stage, device=device, visibility=visibility, data=data,
                        checkpoint=checkpoint, expected_count=expected_count,
                        results=writer.path if writer is not None else None)
+    if not pictures or writer is None:
+        args += ["--pictures", "off"]
     args += ["-q"] if verbose else ["-p", "no:terminal"]
     progress = None if verbose else _ProgressBar.on_terminal()  # verbose: pytest shows its own
     plugins = [capture] + ([writer] if writer else []) + ([progress] if progress else [])

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder import feedback, paths, scoring
+from autograder import feedback, paths, pictures, scoring
 from autograder.errors import SubmissionError
 from autograder.intake import Intake, collect
 from autograder.report import Results, TestResult, not_graded
+from autograder.pictures.session import add_pictures
 from autograder.results_writer import UNFINISHED_REASON, ResultsWriter
 from autograder.rubric import Rubric, load_rubric
 from autograder.scoring import TestMeta
@@ -83,6 +84,7 @@ class GradingState:
 STATE = pytest.StashKey[GradingState]()
 META = pytest.StashKey[TestMeta]()
 PARTIAL = pytest.StashKey[float]()  # set_score's value, read after the call
+PICTURES = pytest.StashKey[list]()  # the call's autograder.pictures records
 BOARD = pytest.StashKey[object]()  # set_leaderboard_value's value
 RESULTS = pytest.StashKey[Results]()
 
@@ -117,6 +119,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--expected-count", type=int, default=None,
                     help="number of grading tests this run must collect; a mismatch is reported "
                          "(default: the count a zip records, autograder.counts)")
+    group.addoption("--pictures", default="auto", metavar="auto|off|DIR",
+                    help="pictures of the visible tests' runs: 'auto' puts them inline in "
+                         "results.json when one is written, else into hw4-pictures/ of the "
+                         "rootdir; DIR writes the PNG files there too; 'off' draws none")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -276,8 +282,13 @@ def pytest_runtest_call(item: pytest.Item):
     for obj in scoring.decorated_chain(func):  # kept on the shared wrapper: reset per call
         for attribute in ("__score__", "__leaderboard_value__"):
             obj.__dict__.pop(attribute, None)
+    meta = item.stash.get(META, None)
+    drawn = (item.config.getoption("pictures") != "off" and meta is not None
+             and meta.group == "visible" and meta.visibility == "visible")
     try:
-        return (yield)
+        with pictures.recording(drawn) as records:  # hidden tests: none, whatever they attach
+            item.stash[PICTURES] = records
+            return (yield)
     finally:
         score = scoring.find_attribute(func, "__score__")
         if score is not None:
@@ -296,6 +307,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.hw4 = feedback.phase_verdict(
             meta, call, report, partial=item.stash.get(PARTIAL, None) if on_call else None,
             board=item.stash.get(BOARD, None) if on_call else None)
+        if on_call and item.stash.get(PICTURES, None):
+            report.hw4_pictures = item.stash[PICTURES]  # plain data: crosses from xdist workers
     return report
 
 
@@ -315,6 +328,8 @@ class GradingSession:
         self.order: list[str] = []
         self.started = time.monotonic()
         self.stage_of: dict[str, str] = {}  # nodeid -> stage of the selected tests
+        self.pictures: dict[str, list[dict]] = {}  # nodeid -> its picture records
+        self.picture_files: list[Path] = []
 
     @pytest.hookimpl(trylast=True)  # after the module's hook has listed the selected tests
     def pytest_collection_finish(self, session) -> None:
@@ -340,6 +355,8 @@ class GradingSession:
             return
         if report.nodeid not in self.phases:
             self.order.append(report.nodeid)
+        if getattr(report, "hw4_pictures", None):
+            self.pictures[report.nodeid] = report.hw4_pictures
         self.phases.setdefault(report.nodeid, []).append(verdict)
         if report.when == "teardown" and self.writer is not None:  # its last phase: graded
             self.writer.completed(at_once=verdict["meta"]["stage"] == "train")
@@ -354,9 +371,20 @@ class GradingSession:
         reason = ("the run was interrupted" if session.shouldstop or session.shouldfail
                   else "the run stopped before this test ran")
         results = self.build(reason)
+        folder = self._picture_folder()
+        if self.pictures and (self.writer is not None or folder is not None):
+            results, self.picture_files = add_pictures(results, self.pictures, folder=folder)
         if self.writer is not None:
             results = self.writer.final(results)
         self.config.stash[RESULTS] = results
+
+    def _picture_folder(self) -> Path | None:
+        """Where the PNGs go: ``--pictures DIR``; with "auto", hw4-pictures/ of the rootdir in
+        a run that writes no results.json (the handout's ``pytest``)."""
+        choice = self.config.getoption("pictures")
+        if choice == "off" or (choice == "auto" and self.writer is not None):
+            return None
+        return self.config.rootpath / "hw4-pictures" if choice == "auto" else Path(choice)
 
     def build(self, reason: str, completed_only: bool = False) -> Results:
         """Results of the reports so far; a selected test without them is "not graded: reason".
@@ -389,5 +417,8 @@ class GradingSession:
             return
         terminalreporter.section("HW4 grade")
         terminalreporter.write_line(results.terminal_table())
+        if self.picture_files:
+            terminalreporter.write_line(f"Pictures of your runs ({len(self.picture_files)} PNG "
+                                        f"files): {self.picture_files[0].parent}")
         for entry in results.staff_log:
             terminalreporter.write_line(f"[staff] internal grading error in {entry}")

@@ -55,16 +55,23 @@ class TestResult:
     kind: str = "passed"  # passed, failed, submission_error, internal_error, skipped, not_graded
     staff_detail: str = ""  # grader traceback and the like, for staff only
     leaderboard: tuple | None = None  # (column, value, order)
+    picture: str = ""  # a PNG, base64: the output becomes html with it inline (autograder.pictures)
 
     @property
     def passed(self) -> bool:
         return self.status == "passed"
 
     def to_json(self) -> dict:
+        output, output_format = self.output, "md"
+        if self.picture:
+            from autograder.pictures.html import with_picture
+
+            output, output_format = with_picture(
+                self.output, self.picture, alt=f"problem {self.problem}: your run"), "html"
         return {
             "score": _round(self.score), "max_score": _round(self.max_score),
             "status": self.status, "name": self.name, "name_format": "text",
-            "number": self.number, "output": self.output, "output_format": "md",
+            "number": self.number, "output": output, "output_format": output_format,
             "tags": list(self.tags), "visibility": self.visibility,
             "extra_data": {"problem": self.problem, "stage": self.stage, "group": self.group,
                            "kind": self.kind, "bonus": self.bonus},

@@ -252,7 +252,8 @@ def grade_case(case: Case, device: str = "cpu") -> Outcome:
                 contextlib.redirect_stdout(io.StringIO()):  # the engine prints its own table
             submission = build_submission(case, Path(tmp) / "submission")
             results = grade_submission(submission, out=Path(tmp) / "results.json",
-                                       stage=case.stage, device=device)
+                                       stage=case.stage, device=device,
+                                       pictures=False)  # verdicts only: drawing adds ~1 s a case
         outcome.by_problem = {p: [float(s), float(m)] for p, (s, m) in results.by_problem().items()}
         for test in results.tests:
             if _is_grader_fault(test):

@@ -114,7 +114,10 @@ def call(inputs: dict) -> dict:
 def trajectory(inputs: dict) -> dict:
     """Iterate ``inputs["fn"]`` ``steps`` times from ``W0``: ``W <- fn(W, X, Y, lr, *extra)``.
 
-    Returns ``{"own": final W or None, "helpers": final W or None}`` (float64 arrays).
+    Returns ``{"own": final W or None, "helpers": final W or None}`` (float64 arrays), and
+    ``own_path`` / ``helpers_path``: every W from W0 on, shape (steps + 1, n), for the
+    feedback's picture (None when a step returned something that is not a plain array of W0's
+    shape; the final W is judged all the same).
     """
     module = student("lab1")
     name = inputs["fn"]
@@ -124,8 +127,26 @@ def trajectory(inputs: dict) -> dict:
     def run():
         step = student_function("lab1", name)
         W = np.array(inputs["W0"], dtype=np.float64)
+        path = [W.copy()]
         for _ in range(int(inputs["steps"])):
             W = step(W, X.copy(), Y.copy(), lr, *extra)
-        return plain(np.asarray(W, dtype=np.float64), what=f"{name}'s trajectory")
+            path.append(_path_row(W, path[0].shape))
+        final = plain(np.asarray(W, dtype=np.float64), what=f"{name}'s trajectory")
+        rows = None if any(row is None for row in path) else np.stack(path)
+        return {"final": final, "path": rows}
 
-    return _both_ways(module, name, run)
+    outcome = _both_ways(module, name, run)
+    for label in ("own", "helpers"):
+        result = outcome[label]
+        outcome[label] = None if result is None else result["final"]
+        outcome[f"{label}_path"] = None if result is None else result["path"]
+    return outcome
+
+
+def _path_row(W, shape) -> np.ndarray | None:
+    """A float64 copy of one step's W for the path, or None (the path is then not drawn)."""
+    try:
+        row = plain(W, what="a step's W").astype(np.float64)
+    except Exception:  # an InvalidOutput here is the judge's to report, on the final W
+        return None
+    return row if row.shape == shape else None

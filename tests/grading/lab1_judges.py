@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from autograder import pictures
 from autograder.checks import WrongAnswer, as_real, check_array, check_scalar, fail, recognise, show, subject, which_input
 
 # Lab 1 tolerances. Inputs are float64 and so is the reference, but a student may compute in
@@ -104,6 +105,7 @@ def check_lab1_trajectory(probe, expected, fn: str, group: str) -> None:
     """Judge the 200-step run of ``fn`` in ``group``."""
     __tracebackhide__ = True
     _, runs, values = lab1_values(probe, expected, fn, group)
+    show_trajectory(runs[0], values["trajectory"])
     judge_trajectory(runs[0], values["trajectory"], hidden=group == "hidden")
 
 
@@ -240,3 +242,21 @@ def judge_at_most_k(cases: list[dict], results: list[dict], *, hidden: bool = Fa
             fail(f"{who} returned {nonzero} nonzero entries; the projection onto k-sparse "
                  f"vectors keeps at most k = {k}.",
                  context=lab1_context(case, LAB1_ARGS["projected_gd_step"]), hidden=hidden)
+
+
+@pictures.never_fails
+def show_trajectory(case: dict, result: dict) -> None:
+    """Attach the picture of a 200-step run: the student's path (the run judged correct if one
+    is, else their own) beside the reference's. A no-op in hidden tests."""
+    runs = [(result.get(label), result.get(f"{label}_path")) for label in ("own", "helpers")]
+    runs = [(final, path) for final, path in runs if path is not None]
+    if not runs:
+        return
+    matching = [path for final, path in runs if type(final) is np.ndarray
+                and final.shape == case["expected"].shape
+                and np.all(np.abs(final - case["expected"]) <= TRAJECTORY_ATOL)]
+    extra = ", ".join(f"{v:g}" for v in np.atleast_1d(case["extra"]))
+    pictures.attach("trajectory", student=(matching or [runs[0][1]])[0], reference=case["path"],
+                    X=case["X"], Y=case["Y"], tolerance=TRAJECTORY_ATOL,
+                    title=f"{case['fn']}(W, X, Y, lr={case['lr']:g}{', ' + extra if extra else ''})"
+                          f", {case['steps']} steps from W0")

@@ -12,6 +12,7 @@ import functools
 
 import numpy as np
 
+from autograder import pictures
 from autograder.checks import as_real, check_pruned, check_scalar, fail, show
 
 def prune_inputs(cases: list[dict]) -> dict:
@@ -34,6 +35,7 @@ def judge_prune(case: dict, report: dict, *, hidden: bool = False) -> None:
     bias = case.get("bias")
     what = f"a {layer_kind(weight)}{'' if bias is None else ' with a bias'}, q = {q:g}"
     name = "prune_by_percentage"
+    show_prune_sparsity(case, report)
     if not report["is_parameter"] or not report["same_parameter"]:
         fail(f"**{name}** replaced `layer.weight`; change its values in place (e.g. "
              "`layer.weight.data[mask] = 0` or under `torch.no_grad()`), so the optimizer "
@@ -131,6 +133,7 @@ def judge_global(original: dict[str, np.ndarray], report: dict, *, q: float,
     element per layer (plus ties) of q."""
     after = dict(zip(report["names"], report["weights"]))
     name = "global_prune_by_percentage"
+    show_global_sparsity(original, after, q=q)
     if sorted(after) != sorted(original):
         fail(f"**{name}** changed the network's layers.", hidden=hidden)
     prunable = [n for n in original if "id_mapping" not in n]
@@ -230,3 +233,27 @@ def judge_iterative(cases: list[dict], values: list, *, hidden: bool = False) ->
                      atol=1e-9, context=f"epoch = {epoch} (0-based)", hidden=hidden,
                      hints=["epochs are 0-based: prune 8 * (epoch + 1) percent."]
                      if as_real(value) == 8.0 * epoch else [])
+
+
+# -- pictures (autograder.pictures): per-layer sparsity, the student's beside the reference's --
+
+@pictures.never_fails
+def show_prune_sparsity(case: dict, report: dict) -> None:
+    """One bar pair for a layer pruned by ``prune_by_percentage`` (the fixture holds the
+    reference's pruned weight)."""
+    label = f"{'conv' if case['weight'].ndim == 4 else 'linear'}, q = {float(case['q']):g}"
+    pictures.attach("sparsity", layers=[label],
+                    student=[pictures.zeros_fraction(report["weight"])],
+                    reference=[pictures.zeros_fraction(case["expected"])])
+
+
+@pictures.never_fails
+def show_global_sparsity(original: dict[str, np.ndarray], after: dict, *, q: float) -> None:
+    """The 20 prunable layers after a global prune; the reference's side is what one threshold
+    at the q-th percentile of every prunable |w| leaves (the reference's rule: ties aside,
+    which no random float32 weights have, both of its masks give the same zeros)."""
+    prunable = [name for name in original if "id_mapping" not in name]
+    threshold = np.percentile(np.concatenate([np.abs(original[n]).ravel() for n in prunable]), q)
+    pictures.attach("sparsity", layers=prunable,
+                    student=[pictures.zeros_fraction(after.get(n)) for n in prunable],
+                    reference=[float(np.mean(np.abs(original[n]) < threshold)) for n in prunable])

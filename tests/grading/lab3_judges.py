@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from autograder import pictures
 from autograder.checks import HINTS, check_array, check_form, fail, recognise, show, subject, which_input
 
 def ste_inputs(cases: list[dict], *, grad: bool = False) -> dict:
@@ -160,3 +161,13 @@ def judge_ste_grad(case: dict, report: dict, *, hidden: bool = False) -> None:
     check_array("the gradient w.r.t. w through STE", case["grad"], report["grad"], rtol=0.0,
                 atol=0.0, context=context, which=case["which"], hidden=hidden,
                 hints=[HINTS["no_pass_through"]])
+
+
+@pictures.never_fails
+def show_levels(case: dict, report: dict) -> None:
+    """Attach the picture of the quantizer on the handout's vector: each w's quantized value,
+    the student's against the reference's."""
+    got = report.get("out")
+    pictures.attach("levels", w=case["w"], reference=case["expected"], bit=case["bit"],
+                    student=got if type(got) is np.ndarray and got.shape == case["w"].shape
+                    else None)

@@ -85,6 +85,10 @@ def test_reference_gets_every_point(source, tmp_path):
     assert kinds(results) == {"passed"}
     assert results["score"] == pytest.approx(sum(t["max_score"] for t in results["tests"]))
     assert results["score"] > 0
+    pictured = [t for t in results["tests"] if '<img alt="problem' in t["output"]]
+    assert {t["extra_data"]["problem"] for t in pictured} >= {"2.2", "3.5", "4.1"}
+    assert all(t["output_format"] == "html" and t["visibility"] == "visible" for t in pictured)
+    assert not any("<img" in t["output"] for t in results["tests"] if t["visibility"] != "visible")
 
 
 def test_stubs_get_zero_without_harness_errors(source, tmp_path):
@@ -177,6 +181,9 @@ def test_handout_pytest_on_reference_passes(handout, tmp_path):
     completed = run_handout_pytest(folder)
     assert completed.returncode == 0, (completed.stdout + completed.stderr)[-3000:]
     assert " passed" in completed.stdout and " failed" not in completed.stdout
+    pictures = folder / "hw4-pictures"
+    assert f"PNG files): {pictures}" in completed.stdout  # the run names where they are
+    assert {p.name for p in pictures.glob("*.png")} >= {"2.2.png", "3.5.png", "4.1.png"}
 
 
 @pytest.mark.parametrize("start", ["parent", "hw4"])

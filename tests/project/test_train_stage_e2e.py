@@ -37,6 +37,15 @@ def test_reference_gets_every_training_point(reference_results):
     assert sum(t["max_score"] for t in tests) > 0
 
 
+def test_accuracy_pictures_are_inline_in_one_test_of_each_trained_problem(reference_results):
+    """One picture per problem (3.4's with its per-layer sparsity): the same PNG bytes on a
+    regrade, which the next test checks with the rest of results.json."""
+    pictured = [t for t in reference_results["tests"] if '<img alt="problem' in t["output"]]
+    assert sorted(t["extra_data"]["problem"] for t in pictured) == \
+        ["3.3", "3.4", "3.5", "4.3", "4.4", "4.5"]
+    assert all(t["output_format"] == "html" for t in pictured)
+
+
 def test_regrading_gives_an_identical_results_json(reference_results, tmp_path):
     again = graded(tmp_path, paths.REFERENCE_DIR, "again")
     assert without_times(again) == without_times(reference_results)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
-from autograder import stand_ins
+from autograder import pictures, stand_ins
 from autograder.calibration import EQUAL_WITHIN, Calibration, NotCalibrated
 from autograder.checks import fail
 from autograder.memo import OutcomeMemo
@@ -58,6 +58,7 @@ def training(sandbox, grading_options) -> TrainingRun:
 
 def require_accuracy(what: str, accuracy: float, threshold: float, untrained_hint: str, *,
                      quantized: bool = False) -> None:
+    pictures.attach("accuracy", label=what, accuracy=accuracy, threshold=threshold)
     if accuracy < threshold:
         where = f" {stand_ins.STUDENT_QUANTIZER_NOTE}" if quantized and stand_ins.in_handout() else ""
         fail(f"{what}: accuracy {accuracy:.4f}{where}, expected at least {threshold:.4f} (calibrated "
@@ -138,6 +139,9 @@ def test_iterative_pruning_ends_at_80_percent_per_layer(training):
     """The iterative schedule (student's iterative_prune_percentage, prune_by_percentage,
     finetune_after_prune) leaves every prunable layer 80% sparse (within 0.1% or one weight)."""
     outcome = iterative(training)
+    pictures.attach("sparsity", layers=list(outcome.layer_sparsity), reference_label="80% per layer",
+                    student=list(outcome.layer_sparsity.values()),
+                    reference=[SPARSITY_Q / 100] * len(outcome.layer_sparsity))
     _check_parameters_kept(outcome, "prune_by_percentage")
     schedule = outcome.observed["schedule"]
     off = {}

@@ -3,7 +3,7 @@ random tensors, bit None and 0, the straight-through gradient, and keep_zeros.""
 from gradescope_utils.autograder_utils.decorators import number, tags, visibility
 
 from lab3_judges import (judge_ste_grad, judge_ste_grid, judge_ste_keep_zeros, judge_ste_special,
-                    lab3_results)
+                    lab3_results, show_levels)
 
 GROUP = "visible"
 
@@ -15,6 +15,7 @@ def test_handout_vector(probe, expected):
     """STE.apply(w, 2) on the handout's w = [-1, -0.5, 0, 0.3, 1] gives [-1, -1/3, 1/3, 1/3, 1]
     (the 0 is quantized like any value: zeros are kept only with keep_zeros=True)."""
     for case, report in lab3_results(probe, expected, "lab3_vector", GROUP):
+        show_levels(case, report)
         judge_ste_grid(case, report)
 
 
