@@ -12,7 +12,13 @@ import textwrap
 
 import pytest
 
+import autograder.plugin  # noqa: F401  (held here, see below)
 from autograder.report import validate_json
+
+# pytester's in-process runs restore sys.modules after each session: a module first imported
+# inside one (the plugin, feedback, errors) is dropped, and the next session would judge a new
+# StudentException class with the old plugin's isinstance checks. Importing the plugin here
+# keeps one copy of all of them for every session of this module, whatever ran before it.
 
 pytest_plugins = ["pytester"]
 
