@@ -183,9 +183,9 @@ def refuse_source(src: Path) -> str | None:
 
 
 def list_tests(*, stage: str = "all", visibility: str = "all") -> list:
-    """Every grading test a run of this configuration scores, as the plugin weighs it at
-    collection (``autograder.scoring.TestMeta``: number, nodeid, stage, visibility,
-    max_score), in run order. A collect-only run: no student code is touched."""
+    """Every grading test a run of this configuration scores, as ``autograder.scoring`` weighs
+    it at collection (``TestMeta``: number, nodeid, stage, visibility, max_score), in run
+    order. A collect-only run: no student code is touched."""
     import pytest
 
     from autograder.plugin import META
