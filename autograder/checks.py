@@ -23,6 +23,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from autograder.pruning import review_mask
 from autograder.report import StudentFeedback
 
 # One sentence per recognised mistake, appended to a failure message as "Hint: ...".
@@ -257,29 +258,13 @@ def pruning_hints(original: np.ndarray, got: np.ndarray, *, q: float) -> list[st
     return found
 
 
-def allowed_pruned_counts(original: np.ndarray, q: float) -> tuple[int, int]:
-    """The range of accepted numbers of zeros after pruning ``original`` at ``q`` percent.
-
-    Conventions differ by one element (percentile interpolation, ``>`` versus ``>=``, rounding
-    of q/100 * n, topk/kthvalue), and where |w| ties at the threshold a mask prunes the whole
-    tied block or none of it: every count from the start to the end of the tied block that
-    holds the target position is accepted, widened by one element on each side.
-    """
-    magnitude = np.sort(np.abs(original).ravel())
-    target = q / 100.0 * magnitude.size
-    position = min(max(int(round(target)) - 1, 0), magnitude.size - 1)
-    at = magnitude[position]
-    low = min(int(np.floor(target)) - 1, int((magnitude < at).sum()))
-    high = max(int(np.ceil(target)) + 1, int((magnitude <= at).sum()))
-    return max(low, 0), min(high, magnitude.size)
-
-
 def check_pruned(name: str, original: np.ndarray, got: np.ndarray, *, q: float,
                  context: str = "", hidden: bool = False) -> None:
     """The properties of magnitude pruning of one weight array at ``q`` percent.
 
-    Pass when ``got`` has ``original``'s shape and dtype, the number of zeros lies in
-    ``allowed_pruned_counts``, every kept |w| >= every pruned |w|, and kept values are unchanged.
+    Pass when ``got`` has ``original``'s shape and dtype, kept values are unchanged, and its
+    mask (``got != 0``) is accepted by ``autograder.pruning.review_mask``: the number of zeros in
+    the accepted range, and no pruned |w| larger than a kept |w|.
     """
     check_form(f"{name}: the weight after pruning", original, got, context=context, hidden=hidden)
     if got.dtype != original.dtype:
@@ -293,17 +278,16 @@ def check_pruned(name: str, original: np.ndarray, got: np.ndarray, *, q: float,
         fail(f"**{name}** changed {int(changed.sum())} weight(s) it should have kept: pruning "
              "only sets weights to 0.", context=context, hidden=hidden, hints=hints,
              details=f"- at index {index}: before {original[index]:.8g}, after {got[index]:.8g}")
-    zeros = int((~kept).sum())
-    low, high = allowed_pruned_counts(original, q)
-    if not low <= zeros <= high:
+    review = review_mask(np.abs(original), kept, q)
+    zeros = review.zeros
+    if not review.count_ok:
         fail(f"**{name}** pruned the wrong number of weights: {zeros / got.size:.1%} of them are "
-             f"0, {'too many' if zeros > high else 'too few'}.", context=context, hidden=hidden,
-             hints=hints, details=f"- {zeros} of {got.size} weights are 0 ({zeros / got.size:.2%}); "
-                                  f"q = {q:g}% should give between {low} and {high} zeros.")
-    magnitude = np.abs(original)
-    pruned = ~kept & (original != 0)
-    if pruned.any() and kept.any() and magnitude[pruned].max() > magnitude[kept].min():
+             f"0, {'too many' if zeros > review.most else 'too few'}.", context=context,
+             hidden=hidden, hints=hints,
+             details=f"- {zeros} of {got.size} weights are 0 ({zeros / got.size:.2%}); q = {q:g}% "
+                     f"should give between {review.fewest} and {review.most} zeros.")
+    if not review.accepted:
         fail(f"**{name}** did not prune the smallest weights: a pruned |w| is larger than a "
              "kept |w|.", context=context, hidden=hidden, hints=hints,
-             details=f"- largest pruned |w| {magnitude[pruned].max():.6g}, smallest kept |w| "
-                     f"{magnitude[kept].min():.6g}")
+             details=f"- largest pruned |w| {review.largest_pruned:.6g}, smallest kept |w| "
+                     f"{review.smallest_kept:.6g}")

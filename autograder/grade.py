@@ -187,9 +187,9 @@ def refuse_source(src: Path) -> str | None:
 
 
 def list_tests(*, stage: str = "all", visibility: str = "all") -> list:
-    """Every grading test a run of this configuration scores, as the plugin weighs it at
-    collection (``autograder.scoring.TestMeta``: number, nodeid, stage, visibility,
-    max_score), in run order. A collect-only run: no student code is touched."""
+    """Every grading test a run of this configuration scores, as ``autograder.scoring`` weighs
+    it at collection (``TestMeta``: number, nodeid, stage, visibility, max_score), in run
+    order. A collect-only run: no student code is touched."""
     import pytest
 
     from autograder.plugin import META
@@ -209,8 +209,9 @@ def list_tests(*, stage: str = "all", visibility: str = "all") -> list:
 
 def rubric_table(metas) -> str:
     """``list_tests``'s tests as a plain-text table in problem order, one line per test, with
-    the total. A training-stage test is numbered from ``.11`` (``autograder.numbers``)."""
-    from autograder.numbers import number_key
+    the total, and the numbering rule: a training-stage test is numbered from ``.11``
+    (``autograder.numbers``)."""
+    from autograder.numbers import TRAINING_STAGE_FIRST, number_key
 
     rows = [("number", "file::function", "stage", "visibility", "max_score")]
     for meta in sorted(metas, key=lambda meta: number_key(meta.number or "?")):
@@ -224,6 +225,9 @@ def rubric_table(metas) -> str:
     bonus = sum(m.max_score for m in metas if m.bonus)
     lines.append(f"{len(metas)} tests, {total:.4g} points" + (f" + {bonus:.4g} bonus" if bonus else "")
                  + " (the rest of rubric.toml's points are graded by hand)")
+    lines.append(f"A number is <problem>.<test>: unit-stage tests from .1, training-stage tests from "
+                 f".{TRAINING_STAGE_FIRST} (autograder/numbers.py). Points: rubric.toml; expected "
+                 "values: fixtures/expected/; thresholds: fixtures/calibration/.")
     return "\n".join(lines)
 
 

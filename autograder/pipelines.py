@@ -206,25 +206,24 @@ def sparsity(state: dict) -> tuple[dict, float]:
             sum(zeros.values()) / sum(sizes.values()))
 
 
-def mask_disagreements(before: dict, after: dict, q: float = SPARSITY_Q, rtol: float = 1e-5) -> dict:
-    """Compare a global prune's result with the reference rule on the same weights.
+def mask_disagreements(before: dict, after: dict, q: float = SPARSITY_Q) -> dict:
+    """Judge a global prune's result by the pruning rule (``autograder.pruning.review_mask``).
 
     ``before`` / ``after``: {prunable layer: weight} around the student's global prune at ``q``.
-    The reference keeps |w| >= t, t the q-th percentile of all |w| (float64, linear). Weights
-    within ``rtol`` of t are ties (either side is correct). Returns, per layer, how many
-    positions disagree outside the ties plus how many kept weights changed value.
+    The rule judges the mask of all layers together (one threshold, ties at it either way).
+    Returns, per layer, how many of its positions the rule calls misplaced plus how many kept
+    weights changed value: all 0 for a correct global prune.
     """
+    from autograder.pruning import review_mask
     names = list(before)
-    magnitudes = np.concatenate([np.abs(before[name]).astype(np.float64).ravel() for name in names])
-    threshold = float(np.percentile(magnitudes, q))
+    magnitudes = np.concatenate([np.abs(before[name]).ravel() for name in names])
+    kept = np.concatenate([(after[name] != 0).ravel() for name in names])
+    misplaced = np.split(review_mask(magnitudes, kept, q).misplaced,
+                         np.cumsum([before[name].size for name in names])[:-1])
     result = {}
-    for name in names:
-        w = np.abs(before[name].astype(np.float64))
-        kept = after[name] != 0
-        tie = np.abs(w - threshold) <= rtol * max(threshold, 1e-30)
-        wrong = int(np.count_nonzero((kept != (w >= threshold)) & ~tie))
-        changed = int(np.count_nonzero(kept & (after[name] != before[name])))
-        result[name] = wrong + changed
+    for name, wrong in zip(names, misplaced):
+        changed = int(np.count_nonzero((after[name] != 0) & (after[name] != before[name])))
+        result[name] = int(np.count_nonzero(wrong)) + changed
     return result
 
 

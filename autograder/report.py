@@ -28,8 +28,8 @@ class StudentFeedback(AssertionError):
     """An assertion failure whose message the test's author wrote for students.
 
     Hidden tests raise it to say *what* failed ("prune_by_percentage: the kept weights changed
-    on a layer with ties") without revealing their inputs: the plugin shows its message even for
-    hidden tests, where any other failure is reduced to a generic line.
+    on a layer with ties") without revealing their inputs: ``autograder.feedback`` shows its
+    message even for hidden tests, where any other failure is reduced to a generic line.
     """
 
 

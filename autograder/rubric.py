@@ -3,7 +3,8 @@
 ``rubric.toml`` is the only place that holds points. A problem's autograded points go to the
 unit stage (``1 - train``) and the training stage (``train``); each stage's points go to its
 hidden tests (``hidden``, or ``train_hidden`` for the training stage) and its visible tests
-(the rest). The plugin divides a group's points among the group's tests by relative weight.
+(the rest). ``autograder.scoring.weigh`` divides a group's points among the group's tests by
+relative weight.
 """
 from __future__ import annotations
 

@@ -56,6 +56,7 @@ def finetune_after_prune(net, trainloader, criterion, optimizer, prune=True):
     With prune=True, the weights that are 0 when the function starts must still be exactly 0
     after every optimizer step (momentum and weight decay would otherwise move them).
     With prune=False, this is one ordinary epoch of training. Returns None.
+    (``layer_sparsity``, at the end of this file, is graded under 3.3 too.)
     The printout every 50 steps is for you; the grader does not read it.
     """
     # Build a dictionary for the nonzero weights
@@ -139,7 +140,8 @@ def global_prune_by_percentage(net, q=80.0):
 
 
 def layer_sparsity(layer):
-    """The fraction of the weights of ``layer`` that are exactly 0: a Python float in [0, 1].
+    """Problem 3.3 (with finetune_after_prune): the fraction of the weights of ``layer`` that
+    are exactly 0, a Python float in [0, 1]; the code that measures each layer's sparsity.
 
     Counts ``layer.weight`` only (not the bias): number of zeros / number of weights.
     """

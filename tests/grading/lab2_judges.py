@@ -3,8 +3,9 @@
 ``lab2_calls`` lists a group's calls by cache key; ``lab2_values`` prefetches them as one batch
 (one sandbox child) and returns one call's values. Each ``judge_*`` raises
 ``autograder.checks.WrongAnswer`` with a student-facing message on the first wrong case;
-``hidden=True`` keeps inputs and values out of the messages. Magnitude pruning is judged by
-``autograder.checks.check_pruned`` alone. Every comparison is made here, in the trusted process.
+``hidden=True`` keeps inputs and values out of the messages. Magnitude pruning, of one layer
+(``check_pruned``) or of all prunable layers at once (``judge_global``), is judged by the one rule
+of ``autograder.pruning``. Every comparison is made here, in the trusted process.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import numpy as np
 
 from autograder import pictures
 from autograder.checks import as_real, check_pruned, check_scalar, fail, show
+from autograder.pruning import review_mask
+
 
 def prune_inputs(cases: list[dict]) -> dict:
     return {"cases": [{"weight": c["weight"], "bias": c.get("bias"), "q": float(c["q"])}
@@ -129,8 +132,9 @@ def finetune_run(probe, expected, prune: bool, group: str) -> tuple[dict, dict]:
 
 def judge_global(original: dict[str, np.ndarray], report: dict, *, q: float,
                  hidden: bool = False) -> None:
-    """One threshold over the 20 prunable layers, id_mapping untouched, fraction within one
-    element per layer (plus ties) of q."""
+    """One threshold over the 20 prunable layers, id_mapping untouched, kept weights unchanged,
+    and the mask over all prunable layers together accepted by
+    ``autograder.pruning.review_mask`` (the number of zeros in its range)."""
     after = dict(zip(report["names"], report["weights"]))
     name = "global_prune_by_percentage"
     show_global_sparsity(original, after, q=q)
@@ -152,29 +156,21 @@ def judge_global(original: dict[str, np.ndarray], report: dict, *, q: float,
     if changed.any():
         fail(f"**{name}** changed {int(changed.sum())} weight(s) it kept; pruning only sets "
              "weights to 0.", hidden=hidden)
-    magnitude = np.abs(before)
-    pruned = ~kept & (before != 0)
-    if pruned.any() and kept.any() and magnitude[pruned].max() > magnitude[kept].min():
+    review = review_mask(np.abs(before), kept, q)
+    if not review.one_threshold:
         per_layer = {n: float(np.mean(after[n] == 0)) for n in prunable}
         spread = max(per_layer.values()) - min(per_layer.values())
         fail(f"**{name}** did not use one threshold across the prunable layers: a pruned |w| "
-             f"({magnitude[pruned].max():.4g}) is larger than a kept |w| "
-             f"({magnitude[kept].min():.4g}).", hidden=hidden,
+             f"({review.largest_pruned:.4g}) is larger than a kept |w| "
+             f"({review.smallest_kept:.4g}).", hidden=hidden,
              hints=["each layer looks pruned at the same fraction: use ONE threshold, the "
                     "q-th percentile of |w| over all prunable layers together."]
              if spread < 0.01 else [])
-    zeros, target = int((~kept).sum()), q / 100 * got.size
-    slack = len(prunable) + 1
-    if abs(zeros - target) > slack and not _tied_count(magnitude, zeros):
+    if not review.accepted:
+        zeros = review.zeros
         fail(f"**{name}** left {zeros} of {got.size} prunable weights at 0 "
-             f"({zeros / got.size:.4%}); q = {q:g}% should give {target:.0f} +- {slack}.",
-             hidden=hidden)
-
-
-def _tied_count(magnitude: np.ndarray, zeros: int) -> bool:
-    """True when ``zeros`` ends exactly at a block of tied magnitudes (a valid mask)."""
-    ordered = np.sort(magnitude)
-    return 0 < zeros < ordered.size and ordered[zeros - 1] == ordered[zeros]
+             f"({zeros / got.size:.4%}); q = {q:g}% should give between {review.fewest} and "
+             f"{review.most}.", hidden=hidden)
 
 
 def judge_sparsity(cases: list[dict], values: list, *, hidden: bool = False) -> None:

@@ -128,11 +128,3 @@ def run_batch_cli(args: list[str], *, cwd: Path = paths.ROOT, timeout: float = 9
 def comparable(results: dict) -> dict:
     """A results.json without its execution time, the one field two runs never share."""
     return {k: v for k, v in results.items() if k != "execution_time"}
-
-
-def by_problem(results: dict) -> dict[str, float]:
-    table: dict[str, float] = {}
-    for test in results["tests"]:
-        problem = test["extra_data"]["problem"]
-        table[problem] = table.get(problem, 0.0) + test["score"]
-    return table

@@ -22,8 +22,8 @@ import pytest
 
 from autograder import paths
 from autograder.report import validate_json
-from batch_helpers import (by_problem, comparable, grade_one_at_a_time, make_export,
-                           run_batch_cli)
+from batch_helpers import comparable, grade_one_at_a_time, make_export, run_batch_cli
+from results_helpers import scores_by_problem
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ def test_every_row_of_scores_csv_is_what_grade_gives(batch, klass, graded_alone)
             continue
         alone = graded_alone[sub_id]
         assert float(row["total"]) == pytest.approx(alone["score"], abs=1e-4)
-        for problem, points in by_problem(alone).items():
+        for problem, points in scores_by_problem(alone).items():
             assert float(row[problem]) == pytest.approx(points, abs=1e-4), (sub_id, problem)
 
 

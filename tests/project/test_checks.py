@@ -135,10 +135,12 @@ def test_check_pruned_rejects_changed_kept_values():
     assert "changed" in message_of(checks.check_pruned, "prune", w, got, q=80)
 
 
-def test_ties_accept_the_whole_tied_block():
+def test_check_pruned_accepts_a_tied_block_pruned_whole_or_kept_whole():
     w = np.repeat(np.array([0.1, 0.2, 0.3, 0.4], np.float32), 5)  # 20 weights, blocks of 5
-    low, high = checks.allowed_pruned_counts(w, 50)
-    assert low <= 5 and high >= 10
+    checks.check_pruned("prune", w, np.where(w > 0.2, w, 0).astype(w.dtype), q=50)   # 10 zeros
+    checks.check_pruned("prune", w, np.where(w >= 0.2, w, 0).astype(w.dtype), q=50)  # 5 zeros
+    text = message_of(checks.check_pruned, "prune", w, np.zeros_like(w), q=50)
+    assert "too many" in text and "between 5 and 15 zeros" in text
 
 
 def test_check_scalar_accepts_numpy_scalars_and_rejects_strings():

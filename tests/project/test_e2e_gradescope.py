@@ -20,6 +20,7 @@ import pytest
 from autograder import paths
 from autograder.build import HANDOUT_FOLDER, build
 from autograder.report import validate_json
+from results_helpers import scores_by_problem
 
 pytestmark = pytest.mark.slow
 
@@ -67,14 +68,6 @@ def run_autograder(source: Path, submission: Path, tmp_path: Path) -> dict:
 
 def kinds(results: dict) -> set[str]:
     return {test["extra_data"]["kind"] for test in results["tests"]}
-
-
-def scores_by_problem(results: dict) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for test in results["tests"]:
-        problem = test["extra_data"]["problem"]
-        totals[problem] = totals.get(problem, 0.0) + test["score"]
-    return totals
 
 
 def test_reference_gets_every_point(source, tmp_path):

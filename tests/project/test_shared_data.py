@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from autograder.paths import shared_data_dir
+from autograder.staff import reference
 from hw4 import data
 from hw4.resnet import load_pretrained, prunable_layers
 from hw4.training import evaluate
@@ -51,13 +52,6 @@ def readme_accuracies() -> dict:
     return {None if b == "None" else int(b): v for b, v in zip(bits, values)}
 
 
-def reference_module(name: str):
-    try:
-        return __import__(f"reference.{name}", fromlist=["_"])
-    except ImportError as error:
-        pytest.skip(f"reference/{name}.py is not there yet ({error})")
-
-
 @pytest.fixture(scope="module")
 def real_test_set():
     return data.test_loader(data.load_dataset(NPZ))
@@ -85,7 +79,7 @@ def test_full_precision_accuracy(real_test_set):
 
 @pytest.mark.parametrize("bits", [6, 5, 4, 3, 2])
 def test_quantized_accuracy_matches_readme(bits, real_test_set):
-    ste = reference_module("lab3").STE
+    ste = reference("lab3").STE
     accuracy = evaluate(load_pretrained(CHECKPOINT, Nbits=bits, ste=ste), real_test_set)
     assert accuracy == pytest.approx(readme_accuracies()[bits], abs=QUANTIZED_TOLERANCE)
 
@@ -97,7 +91,7 @@ def total_sparsity(net) -> float:
 
 
 def test_layerwise_80_percent_pruning():
-    lab2 = reference_module("lab2")
+    lab2 = reference("lab2")
     net = load_pretrained(CHECKPOINT)
     for _, layer in prunable_layers(net):
         lab2.prune_by_percentage(layer, q=80.0)
@@ -107,7 +101,7 @@ def test_layerwise_80_percent_pruning():
 
 
 def test_global_80_percent_pruning():
-    lab2 = reference_module("lab2")
+    lab2 = reference("lab2")
     net = load_pretrained(CHECKPOINT)
     lab2.global_prune_by_percentage(net, q=80.0)
     assert 0.79999 <= total_sparsity(net) <= 0.80001

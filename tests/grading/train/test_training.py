@@ -191,9 +191,9 @@ def test_global_pruning_total_sparsity(training):
 @visibility("visible")
 @tags("lab2", "train", "pruning")
 def test_global_pruning_pattern(training):
-    """At the last (80%) global prune, the weights zeroed per layer are the reference's on the
-    same weights (one threshold over all layers; ties either way), and kept weights keep their
-    values."""
+    """At the last (80%) global prune, the weights zeroed in every layer are those of one
+    threshold over all layers at q = 80 (within one element; ties either way), and kept weights
+    keep their values."""
     observed = global_iterative(training).observed
     wrong = {name: count for name, count in mask_disagreements(
         observed["before_last_prune"], observed["after_last_prune"]).items() if count}
