@@ -6,7 +6,7 @@
 - ``dist/handout.zip``: one folder, ``homework4/``, holding the four stubs and ``hw4/`` at its
   root, the engine, the visible grading tests (with the helpers beside
   ``tests/grading/conftest.py``), their fixtures, the rubric, a ``pytest.ini`` that runs those
-  tests on the files at the root, and the handout's own files from ``handout/`` (README, the
+  tests on the files at the root (a part of them when the student selects one), and the handout's own files from ``handout/`` (README, the
   student's requirements, a root conftest). No ``reference/``, no hidden tests, no hidden
   fixtures, no training stage.
 
@@ -105,10 +105,12 @@ def handout_entries(root: Path, visible_count: int | None) -> dict[str, bytes]:
     entries["pytest.ini"] = (
         "[pytest]\n"
         "# Runs the visible grading tests on the four files at this folder's root, as Gradescope\n"
-        "# does (the grading plugin comes from tests/grading/conftest.py).\n"
+        "# does (the grading plugin comes from tests/grading/conftest.py). A file argument or -k\n"
+        "# runs the tests it selects only (--allow-partial); -v or --tb=long shows the grader's\n"
+        "# tracebacks, for course staff.\n"
         "testpaths = tests/grading/visible\n"
         "pythonpath = .\n"
-        f"addopts = -p no:cacheprovider --stage=unit --visibility=visible{count}\n").encode()
+        f"addopts = -p no:cacheprovider --stage=unit --visibility=visible --allow-partial{count}\n").encode()
     for name in HANDOUT_OWN_FILES:
         entries[name] = (root / "handout" / name).read_bytes()
     return entries
