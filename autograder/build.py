@@ -10,10 +10,11 @@
   root, the engine, the visible grading tests (with the helpers beside
   ``tests/grading/conftest.py``), the training-stage tests and the calibrations Gradescope
   uses, the visible fixtures, the rubric, a ``pytest.ini`` that runs the unit stage on the files
-  at the root (``pytest --stage=train`` or ``--stage=all`` runs the training stage on the
-  embedded data, with Gradescope's thresholds), ``expected_counts.json`` for its visible tests,
-  and the handout's own files from ``handout/`` (README, the student's requirements, a root
-  conftest). No ``reference/``, no hidden tests, no hidden fixtures, no course data.
+  at the root (a part of it when the student selects one; ``pytest --stage=train`` or
+  ``--stage=all`` runs the training stage on the embedded data, with Gradescope's thresholds),
+  ``expected_counts.json`` for its visible tests, and the handout's own files from ``handout/``
+  (README, the student's requirements, a root conftest). No ``reference/``, no hidden tests, no
+  hidden fixtures, no course data.
 
 Zips are deterministic: sorted entries, fixed timestamps and permissions.
 """
@@ -127,10 +128,12 @@ def handout_entries(root: Path, counts: dict) -> dict[str, bytes]:
         "# Runs the visible grading tests on the four files at this folder's root, as Gradescope\n"
         "# does (the grading plugin comes from tests/grading/conftest.py). The unit stage by\n"
         "# default; `pytest --stage=train` (or all) runs the training stage on the embedded data,\n"
-        "# with the thresholds Gradescope uses, on the CPU as Gradescope does.\n"
+        "# with the thresholds Gradescope uses, on the CPU as Gradescope does. A file argument\n"
+        "# or -k runs the tests it selects only (--allow-partial); -v or --tb=long shows the\n"
+        "# grader's tracebacks, for course staff.\n"
         "testpaths = tests/grading\n"
         "pythonpath = .\n"
-        "addopts = -p no:cacheprovider --stage=unit --visibility=visible\n").encode()
+        "addopts = -p no:cacheprovider --stage=unit --visibility=visible --allow-partial\n").encode()
     for name in HANDOUT_OWN_FILES:
         entries[name] = (root / "handout" / name).read_bytes()
     entries.update(starting_models_entry())

@@ -14,6 +14,12 @@ Rules:
   author writes to say what failed without revealing inputs.
 - Errors, skips, xfails, timeouts and crashes are failed with 0; max_score is kept. A setup or
   teardown error scores 0 and says which phase failed.
+- A failed visible test ends with the first lines of what the student's calls it judged printed
+  (``printed_excerpt``: at most ``PRINTED_LINES`` lines of ``PRINTED_LINE_CHARS`` characters);
+  a hidden one never shows output.
+
+``student_text`` is the same text for one failing phase: what a student's terminal shows in
+place of pytest's traceback (``autograder.terminal``).
 """
 from __future__ import annotations
 
@@ -37,16 +43,35 @@ _GENERIC_BY_KIND = {
     "no_result": "Your code exited without returning a result on this hidden test.",
     "invalid_output": "Your code returned a value of the wrong type, shape or dtype.",
 }
+PRINTED_LINES = 20  # of what the student's code printed, a failed visible test shows this many lines
+PRINTED_LINE_CHARS = 200  # and this many characters of each
 
 
-def phase_verdict(meta: TestMeta, call, report, *, partial=None, board=None) -> dict:
+def printed_excerpt(outputs: list[str]) -> str:
+    """The first lines of ``outputs`` (what the calls a test judged printed) as markdown, or ""
+    when they printed nothing."""
+    lines = [line for text in outputs for line in text.splitlines()]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not any(line.strip() for line in lines):
+        return ""
+    shown = [line if len(line) <= PRINTED_LINE_CHARS else line[:PRINTED_LINE_CHARS] + " [...]"
+             for line in lines[:PRINTED_LINES]]
+    which = (f"the first {PRINTED_LINES} of {len(lines)} lines" if len(lines) > PRINTED_LINES
+             else "all of it")
+    body = "\n".join(shown).replace("```", "` ` `")  # the student's text cannot close the block
+    return f"What your code printed ({which}):\n```\n{body}\n```"
+
+
+def phase_verdict(meta: TestMeta, call, report, *, partial=None, board=None, printed=()) -> dict:
     """One phase's verdict as plain data: kind, score fraction, student and staff text.
 
     ``partial``: the value the test gave ``set_score`` (call phase only); ``board``: its
-    leaderboard value.
+    leaderboard value; ``printed``: what the student's calls the phase judged printed (kept
+    for a failed visible test only).
     """
     verdict = {"meta": meta.as_data(), "when": report.when, "kind": "passed", "fraction": 1.0,
-               "message": "", "safe": False, "staff": "", "leaderboard": board}
+               "message": "", "safe": False, "staff": "", "leaderboard": board, "printed": ""}
     if partial is not None:
         weight = meta.weight if meta.weight else 1.0
         verdict["fraction"] = min(1.0, max(0.0, float(partial) / weight))
@@ -62,6 +87,8 @@ def phase_verdict(meta: TestMeta, call, report, *, partial=None, board=None) -> 
         verdict.update(_failure(call.excinfo, report))
         if partial is None:
             verdict["fraction"] = 0.0
+        if meta.group != "hidden" and not meta.hide_errors:
+            verdict["printed"] = printed_excerpt(list(printed))
     return verdict
 
 
@@ -111,8 +138,15 @@ def graded_result(meta: TestMeta, phases: list[dict]) -> TestResult:
         if meta.leaderboard and isinstance(board, (int, float, str)) else None)
 
 
+def student_text(meta: TestMeta, verdict: dict) -> str:
+    """What a student reads of one failing phase's verdict: the text its test's result shows."""
+    return _student_output(meta, verdict, False, meta.max_score * verdict["fraction"])
+
+
 def _student_output(meta: TestMeta, verdict: dict, passed: bool, score: float) -> str:
     text = _student_text(meta, verdict, passed, score)
+    if not passed and verdict.get("printed") and verdict["kind"] != "internal_error":
+        text = f"{text}\n\n{verdict['printed']}"
     if verdict["when"] != "call" and verdict["kind"] != "passed":  # say which phase failed
         phase = "setting up" if verdict["when"] == "setup" else "cleaning up after"
         text = f"Error while {phase} this test. {text}"

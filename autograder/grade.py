@@ -108,8 +108,9 @@ def grade_submission(src, *, out=None, stage: str = "unit", device: str = "cpu",
     post-processed Results), through a ``ResultsWriter`` made for it, or through ``writer``
     (one that already wrote a fallback, say: ``autograder.gradescope``); ``writer`` is used
     with its own path and post-processing, and ``out`` must then be None. Prints the
-    per-problem table; ``verbose`` shows pytest's own output instead (tracebacks included: for
-    staff, e.g. Gradescope's hidden stdout). Raises GraderError if pytest produced no Results.
+    per-problem table; ``verbose`` shows pytest's own output instead, in the staff view
+    (tracebacks and ``[staff]`` lines included: for staff, e.g. Gradescope's hidden stdout).
+    Raises GraderError if pytest produced no Results.
     ``pictures``: draw the visible tests' pictures into results.json (``autograder.pictures``);
     they are drawn only when a results.json is written.
     """
@@ -125,7 +126,7 @@ def grade_submission(src, *, out=None, stage: str = "unit", device: str = "cpu",
                        results=writer.path if writer is not None else None)
     if not pictures or writer is None:
         args += ["--pictures", "off"]
-    args += ["-q"] if verbose else ["-p", "no:terminal"]
+    args += ["-q", "--staff-log"] if verbose else ["-p", "no:terminal"]
     progress = None if verbose else _ProgressBar.on_terminal()  # verbose: pytest shows its own
     plugins = [capture] + ([writer] if writer else []) + ([progress] if progress else [])
     try:
@@ -141,10 +142,10 @@ def grade_submission(src, *, out=None, stage: str = "unit", device: str = "cpu",
     if writer is None:  # no file: the steps still apply to what is returned
         for step in post_process:
             results = step(results)
-    if not verbose and not all_internal_errors(results):  # verbose: the plugin's summary
-        print(results.terminal_table())  # (nothing graded: ``run`` says why in one line)
-        for entry in results.staff_log:
-            print(f"[staff] internal grading error in {entry}")
+    # Verbose: the plugin's summary. Nothing graded: ``run`` says why in one line. An internal
+    # grading error is ``run``'s one line too; its details are staff lines, shown under -v.
+    if not verbose and not all_internal_errors(results):
+        print(results.terminal_table())
     return results
 
 

@@ -14,11 +14,15 @@ what would otherwise vanish (collection errors, rubric groups no test covers, an
 mismatch), and hands each state of the results to the session's ``ResultsWriter``: one made
 from ``--results``, or the one an embedding caller registered as a plugin object
 (``autograder.grade``). Without either, nothing is written; ``results_of`` returns the Results.
+
+What the terminal shows is ``autograder.terminal``'s: each failure written for students as its
+student-facing text, the ``[staff]`` lines only in the staff view (``-v``, ``--tb=long``,
+``--staff-log``). A run narrowed by its user under ``--allow-partial`` (``autograder.selection``)
+grades what it selected and adds no entry for the rest.
 """
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import feedback, paths, pictures, scoring
+from autograder import feedback, paths, pictures, scoring, selection, terminal
 from autograder.errors import SubmissionError
 from autograder.intake import Intake, collect
 from autograder.report import Results, TestResult, not_graded
@@ -72,6 +76,8 @@ class GradingState:
         self.box = None  # the session's Sandbox, started at session start
         self.selected: list[TestMeta] = []
         self.extra: list[TestResult] = []  # entries for what would otherwise vanish
+        self.partial = False  # the user chose a part of the tests (selection.partial)
+        self.defences: str | None = None  # the staff line of the sandbox's defences
 
     def run_intake(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="hw4-grading-"))
@@ -123,6 +129,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="pictures of the visible tests' runs: 'auto' puts them inline in "
                          "results.json when one is written, else into hw4-pictures/ of the "
                          "rootdir; DIR writes the PNG files there too; 'off' draws none")
+    group.addoption("--allow-partial", action="store_true",
+                    help="a run narrowed by file arguments, -k, -m or --deselect grades only what "
+                         "it selected: no entries for the other tests, no count check (the "
+                         "handout's pytest.ini sets it)")
+    group.addoption("--staff-log", action="store_true",
+                    help="show what only course staff read: the grader's tracebacks of failed "
+                         "tests and the [staff] lines (-v and --tb=long show them too)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -210,21 +223,8 @@ def sandbox(request):
     try:
         yield state.box
     finally:
-        _log_defences(state.box)
+        state.defences = terminal.defences_line(state.box)  # for the staff view's summary
         state.box.close()  # stops the zygote and kills every process the submission left
-
-
-def _log_defences(box) -> None:
-    """Tell staff which defences ran (the README's security table): on Gradescope the run's own
-    output is hidden from students. Written past pytest's capture, once per grade."""
-    if getattr(box, "_zygote", None) is None:  # never started: nothing ran, nothing to report
-        return
-    try:
-        defences = box.capabilities
-    except Exception as error:
-        defences = {"unknown": repr(error)}
-    shown = ", ".join(f"{key}={value}" for key, value in sorted(defences.items()))
-    sys.__stderr__.write(f"[staff] sandbox defences: {shown}\n")
 
 
 # ----------------------------------------------------------------------------- collection
@@ -257,7 +257,9 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = sorted(keep, key=lambda item: scoring.run_order(item.stash[META]))  # stable
-    state.extra += scoring.uncovered_groups(metas, state.rubric, stages, groups)
+    state.partial = selection.partial(config)
+    if not state.partial:  # a part the user chose leaves the others out on purpose
+        state.extra += scoring.uncovered_groups(metas, state.rubric, stages, groups)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -265,7 +267,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state.selected = [item.stash[META] for item in session.items if META in item.stash]
     _start_sandbox_early(session)
     expected = state.options.expected_count
-    if expected is not None and expected != len(session.items):
+    if expected is not None and expected != len(session.items) and not state.partial:
         state.extra.append(feedback.internal_error(
             "engine::expected-count", "Grading tests collected",
             f"The grader expected {expected} tests but collected {len(session.items)}; "
@@ -306,10 +308,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         on_call = report.when == "call"
         report.hw4 = feedback.phase_verdict(
             meta, call, report, partial=item.stash.get(PARTIAL, None) if on_call else None,
-            board=item.stash.get(BOARD, None) if on_call else None)
+            board=item.stash.get(BOARD, None) if on_call else None, printed=_printed(item))
         if on_call and item.stash.get(PICTURES, None):
             report.hw4_pictures = item.stash[PICTURES]  # plain data: crosses from xdist workers
+        if not terminal.staff_view(item.config):
+            terminal.show_to_student(report, call.excinfo, meta, report.hw4)
     return report
+
+
+def _printed(item: pytest.Item) -> list[str]:
+    """What the student's calls this test asked of its memos printed since its last phase."""
+    from autograder.memo import OutcomeMemo
+
+    return [text for value in getattr(item, "funcargs", {}).values()
+            if isinstance(value, OutcomeMemo) for text in value.take_printed()]
 
 
 # ----------------------------------------------------------------------------- assembling
@@ -405,6 +417,9 @@ class GradingSession:
         notes = list(self.state.intake.notes) if self.state.intake else []
         if self.state.intake_error is not None:
             notes.append(self.state.intake_error.message)
+        if self.state.partial:
+            notes.append(f"This run graded only the {len(metas)} tests you selected; `pytest` "
+                         "without arguments runs them all.")
         staff = tuple(f"{t.nodeid}\n{t.staff_detail}" for t in tests if t.staff_detail
                       and t.kind == "internal_error")
         return Results(tests=tuple(tests), execution_time=time.monotonic() - self.started,
@@ -420,5 +435,6 @@ class GradingSession:
         if self.picture_files:
             terminalreporter.write_line(f"Pictures of your runs ({len(self.picture_files)} PNG "
                                         f"files): {self.picture_files[0].parent}")
-        for entry in results.staff_log:
-            terminalreporter.write_line(f"[staff] internal grading error in {entry}")
+        if terminal.staff_view(self.config):
+            for line in terminal.staff_lines(results, self.state.defences):
+                terminalreporter.write_line(line)

@@ -21,6 +21,8 @@ from autograder.numbers import number_key
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "results.schema.json"
 SHOWN_TO_STUDENTS_NOW = "visible"  # Gradescope shows the total only when every test is visible
+# The message of a passed row worth 0 points (True/False: every point is in hidden tests).
+ZERO_POINTS_NOTE = "format checked; graded by hidden tests on Gradescope"
 _EPS = 1e-9
 
 
@@ -147,7 +149,7 @@ class Results:
             tests = [t for t in shown if (t.problem or "?") == problem]
             failed = [t for t in tests if not t.passed]
             title = self.titles.get(problem, "")
-            message = _first_line(failed[0].output) if failed else ""
+            message = _first_line(failed[0].output) if failed else _zero_note(top)
             lines.append(f"| {problem} {title} | {_fmt(score)} / {_fmt(top)} | "
                          f"{'fail' if failed else 'pass'} | {_cell(message)} |")
         if self.notes:
@@ -161,7 +163,8 @@ class Results:
             tests = [t for t in self.tests if (t.problem or "?") == problem]
             failed = [t for t in tests if not t.passed]
             bonus = " (bonus)" if tests and all(t.bonus for t in tests) else ""
-            message = f"{failed[0].number}: {_first_line(failed[0].output)}" if failed else ""
+            message = f"{failed[0].number}: {_first_line(failed[0].output)}" if failed \
+                else _zero_note(top)
             rows.append((problem + bonus, f"{_fmt(score)} / {_fmt(top)}",
                          "FAIL" if failed else "pass", message[:100]))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -254,6 +257,10 @@ def _round(value: float) -> float:
 
 def _fmt(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") if value == value else "nan"
+
+
+def _zero_note(points: float) -> str:
+    return ZERO_POINTS_NOTE if abs(points) < _EPS else ""
 
 
 def _first_line(text: str) -> str:

@@ -13,6 +13,9 @@ Isolation inside the batch, as far as one process allows:
 A sub-call that ends, crashes or hangs the process fails the whole batch; the trusted side then
 asks each question again in its own child (``autograder.sandbox.client.Sandbox.run_batch``), so
 the failure is charged to the function that caused it.
+
+Every sub-call prints into the child's one capture file; ``output_spans`` says which bytes of it
+each sub-call wrote, so that a test is shown the output of the call it judges, not the lab's.
 """
 from __future__ import annotations
 
@@ -42,20 +45,37 @@ def _fresh_state(cwd: str, threads: int, seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _output_offset() -> int:
+    """How many bytes the child's capture file holds now (stdout and stderr share it), once
+    what Python buffers is written; -1 when it cannot be told (fd 1 is not a file any more)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a stream the student replaced or closed
+            pass
+    try:
+        return os.lseek(1, 0, os.SEEK_CUR)
+    except OSError:
+        return -1
+
+
 def run(inputs: dict) -> dict:
     """Run each ``{"probe": name, "inputs": {...}}`` of ``inputs["calls"]`` in order.
 
-    Returns ``{"results": [...]}``, one message per call, as the sandbox child writes for a
-    single call (``autograder.probes.outcome``). Nested batches are refused (GraderError).
+    Returns ``{"results": [...], "output_spans": [[start, end], ...]}``: one message per call,
+    as the sandbox child writes for a single call (``autograder.probes.outcome``), and the byte
+    range of the capture file each call printed. Nested batches are refused (GraderError).
     """
     cwd, threads, seed = os.getcwd(), torch.get_num_threads(), int(inputs.get("seed", 0))
-    results = []
+    results, spans = [], []
     for call in inputs["calls"]:
         if call["probe"].startswith("batch."):
             raise GraderError("batch.run does not nest")
         _fresh_state(cwd, threads, seed)
+        start = _output_offset()
         try:
             results.append(success(probes.run_probe(call["probe"], call["inputs"])))
         except BaseException as error:  # reported as data; SystemExit too, see the docstring
             results.append(classify(error, probes.device()))
-    return {"results": results}
+        spans.append([start, _output_offset()])
+    return {"results": results, "output_spans": spans}

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -45,11 +45,16 @@ _SIGNAL_WORDS = {signal.SIGSEGV: "segmentation fault", signal.SIGBUS: "bus error
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What one sandboxed call returned: decoded values, captured output, wall time in seconds."""
+    """What one sandboxed call returned: decoded values, captured output, wall time in seconds.
+
+    ``stdout`` is what the call printed (stdout and stderr), as text, cut to the sandbox's
+    ``max_output`` bytes with a note saying so; ``output`` the same bytes as read.
+    """
 
     values: dict
     stdout: str
     elapsed: float = field(default=0.0)
+    output: bytes = field(default=b"", repr=False)
 
 
 class Call(NamedTuple):
@@ -103,6 +108,25 @@ def runtime_failure(output: str) -> str | None:
 def _with_output(error: Exception, stdout: str) -> Exception:
     error.stdout = stdout
     return error
+
+
+def output_text(data: bytes, total: int) -> str:
+    """The captured bytes ``data`` as text, with a note when the call printed ``total`` > them."""
+    text = data.decode("utf-8", "replace")
+    return text if total <= len(data) else \
+        text + f"\n[output truncated: {total} bytes in all, {len(data)} shown]"
+
+
+def span_output(data: bytes, spans, index: int) -> str | None:
+    """What sub-call ``index`` of a batch printed: its span ``[start, end]`` of the batch's
+    captured bytes ``data``; None when the batch's (untrusted) spans do not say."""
+    try:
+        start, end = spans[index]
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    if type(start) is not int or type(end) is not int or not 0 <= start <= end:
+        return None
+    return output_text(data[start:end], end - start)
 
 
 class _ZygoteGone(Exception):
@@ -392,10 +416,12 @@ class Sandbox:
         if type(replies) is not list or len(replies) != len(calls) or \
                 not all(well_formed(reply) for reply in replies):
             return [self._run_alone(call, threads, seed) for call in calls]
+        spans = result.values.get("output_spans")
         outcomes = []
-        for reply in replies:
+        for index, reply in enumerate(replies):
+            printed = span_output(result.output, spans, index)
             try:
-                outcomes.append(decode(reply, result.stdout))
+                outcomes.append(decode(reply, result.stdout if printed is None else printed))
             except (SubmissionError, GraderError) as error:
                 outcomes.append(error)
         return outcomes
@@ -417,17 +443,19 @@ class Sandbox:
         if zygote_died or not self._owns_cleanup():
             self.kill_all(wait=REAP_TIMEOUT)
         elapsed = time.monotonic() - started
-        stdout = self._read_output(call_dir)
+        output, printed = self._read_output(call_dir)
+        stdout = output_text(output, printed)
         try:
             message = wire.read(call_dir, max_bytes=self.limits.max_result_bytes)
         except wire.WireError as error:
             raise _with_output(InvalidOutput(f"The result of your code could not be read: {error}."),
                                     stdout) from None
         if timed_out:
-            raise _with_output(self._timed_out(request, call_dir), stdout)
+            raise _with_output(self._timed_out(request, call_dir, printed), stdout)
         if message is None:
             raise _with_output(self._no_result(status, request, call_dir), stdout)
-        return decode(message, stdout, elapsed)
+        result = decode(message, stdout, elapsed)
+        return replace(result, output=output)
 
     def _wait_for_child(self, request: dict, started: float) -> tuple[bool, dict | None, bool]:
         """Have the zygote fork the child and wait for it under the wall clock.
@@ -473,9 +501,12 @@ class Sandbox:
         except (wire.WireError, TypeError, AttributeError, OSError):
             return request["probe"]
 
-    def _timed_out(self, request: dict, call_dir: Path) -> TimedOut:
+    def _timed_out(self, request: dict, call_dir: Path, printed: int) -> TimedOut:
+        flood = "" if printed <= self.limits.max_output else (
+            f" It had printed {printed:,} bytes by then: printing that much takes time of its own "
+            f"(print less, or not inside loops).")
         return TimedOut(f"Your code did not finish within the time limit of {request['timeout']:g} s "
-                        f"(it was running `{self._running(request, call_dir)}`) and was stopped.")
+                        f"(it was running `{self._running(request, call_dir)}`) and was stopped.{flood}")
 
     def _no_result(self, status: dict | None, request: dict, call_dir: Path) -> SubmissionError:
         """The error of a child that left no result. Deaths by a limit of ours (CPU time, file
@@ -509,16 +540,16 @@ class Sandbox:
                         f"calling `os._exit`, `sys.exit` or `exit()`, or raising `SystemExit` or "
                         f"`KeyboardInterrupt`, ends it. Return values instead.")
 
-    def _read_output(self, call_dir: Path) -> str:
-        cap = self.limits.max_output
+    def _read_output(self, call_dir: Path) -> tuple[bytes, int]:
+        """The first ``max_output`` bytes the call printed, and how many it printed in all (the
+        child's file may be as large as its file-size limit: only the cap is read)."""
         try:
             file = wire.open_regular(call_dir / OUTPUT_FILE, 1 << 62)
         except wire.WireError as error:
-            return f"[output unavailable: {error}]"
+            return f"[output unavailable: {error}]".encode(), 0
         if file is None:
-            return ""
+            return b"", 0
         with file:
-            data = file.read(cap + 1)
+            data = file.read(self.limits.max_output)
             total = os.fstat(file.fileno()).st_size
-        text = data[:cap].decode("utf-8", "replace")
-        return text if total <= cap else text + f"\n[output truncated: {total} bytes in all, {cap} shown]"
+        return data, total

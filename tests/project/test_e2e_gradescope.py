@@ -196,3 +196,129 @@ def test_handout_pytest_starts_from_its_parent_and_from_inside(handout, tmp_path
     assert "unrecognized arguments" not in output
     assert completed.returncode == 0, output[-3000:]
     assert passed_count(completed) == passed_count(here) > 0 and " failed" not in completed.stdout
+
+
+# ------------------------------------------------------------------ what a student's terminal shows
+
+# The reference's prune_by_percentage with the mask inverted (it prunes the largest weights),
+# printing 30 debugging lines per call as students do.
+CHATTY_WRONG_PRUNE = '''
+def prune_by_percentage(layer, q=80.0):
+    weight = layer.weight
+    threshold = torch.quantile(weight.abs().flatten().double(), q / 100.0)
+    for line in range(30):
+        print(f"debug {line}: layer {tuple(weight.shape)} threshold {float(threshold):.4f}")
+    keep = weight.abs().double() >= threshold
+    weight.masked_fill_(keep, 0.0)
+'''
+GRADER_FILES = re.compile(r"_judges\.py|checks\.py|plugin\.py")
+
+
+def chatty_wrong_submission(folder: Path) -> Path:
+    """The reference's four files in ``folder``, lab2's pruning replaced by CHATTY_WRONG_PRUNE."""
+    for name in paths.SUBMISSION_FILES:
+        shutil.copy(paths.REFERENCE_DIR / name, folder / name)
+    lab2 = (folder / "lab2.py").read_text()
+    start = lab2.index("def prune_by_percentage")
+    end = lab2.index("\ndef ", start + 1)
+    (folder / "lab2.py").write_text(lab2[:start] + CHATTY_WRONG_PRUNE.strip() + "\n\n" + lab2[end:])
+    return folder
+
+
+def ordinary_user() -> list[str]:
+    """The command prefix that runs a command as an ordinary user: none when this process is
+    one; as root, ``runuser -u nobody``."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("runuser") is None:
+        pytest.skip("running as root, and runuser is missing to run the handout as an ordinary user")
+    try:
+        import pwd
+
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("running as root, and there is no 'nobody' account to run the handout as")
+    return ["runuser", "-u", "nobody", "--"]
+
+
+@pytest.fixture(scope="module")
+def student_handout(handout):
+    """The handout holding the chatty wrong submission, in a folder an ordinary user owns."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="hw4-student-"))
+    base.chmod(0o755)
+    folder = base / HANDOUT_FOLDER
+    shutil.copytree(handout, folder)
+    chatty_wrong_submission(folder)
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", "nobody", str(base)], check=True)
+    yield folder
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def run_as_student(folder: Path, *args: str) -> str:
+    """``pytest ARGS`` in ``folder`` as an ordinary user; its stdout and stderr together."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["HOME"] = str(folder.parent)
+    completed = subprocess.run([*ordinary_user(), "env", f"HOME={folder.parent}", sys.executable,
+                                "-m", "pytest", *args], cwd=folder, env=env,
+                               capture_output=True, text=True, timeout=GRADE_TIMEOUT)
+    output = completed.stdout + completed.stderr
+    assert "INTERNALERROR" not in output and "Traceback (most recent" not in output, output[-3000:]
+    return output
+
+
+def test_handout_failure_shows_the_students_message_and_no_grader_frame(student_handout):
+    output = run_as_student(student_handout)
+    assert "2 failed" in output, output[-3000:]
+    failures = output.split("= FAILURES =")[1].split("HW4 grade")[0]
+    # what was wrong, on which input, expected versus got, the hint: in that order
+    order = [failures.index(part) for part in (
+        "pruned the wrong number of weights", "a Conv2d weight of shape (8, 4, 3, 3)",
+        "should give between", "Hint: the largest weights were pruned")]
+    assert order == sorted(order), failures[:3000]
+    assert not GRADER_FILES.search(output), [line for line in output.splitlines()
+                                             if GRADER_FILES.search(line)][:5]
+    assert "def test_prune_conv" not in output and "check_pruned" not in output
+    assert "[staff]" not in output
+
+
+def test_handout_failure_shows_the_first_lines_the_student_printed(student_handout):
+    output = run_as_student(student_handout, "-k", "prune_conv")
+    assert "What your code printed (the first 20 of 60 lines)" in output, output[-3000:]
+    assert "debug 0: layer (8, 4, 3, 3) threshold" in output
+    assert "debug 19: layer (8, 4, 3, 3)" in output and "debug 20:" not in output
+
+
+def test_handout_long_traceback_still_shows_the_grader_for_staff(student_handout):
+    output = run_as_student(student_handout, "--tb=long", "-k", "prune_conv")
+    assert "lab2_judges.py" in output and "checks.py" in output
+    assert "pruned the wrong number of weights" in output
+
+
+@pytest.mark.parametrize("selection", [["-k", "prune"], ["tests/grading/visible/test_lab3.py"]])
+def test_handout_partial_run_grades_only_what_was_selected(student_handout, selection):
+    output = run_as_student(student_handout, *selection)
+    assert "not graded" not in output and "staff have been told" not in output, output[-3000:]
+    assert "expected 35 tests" not in output.lower() and "collected" in output
+    table = output.split("HW4 grade")[1]
+    shown = {line.split()[0] for line in table.splitlines()[1:] if re.match(r"\d+\.\d+ ", line)}
+    assert shown == ({"4.1", "4.4"} if "test_lab3.py" in selection[0] else {"3.2", "3.3", "3.5"})
+    assert "graded only the" in table
+
+
+def test_gradescope_shows_what_a_visible_test_printed_and_never_a_hidden_ones(source, tmp_path):
+    (tmp_path / "chatty").mkdir()
+    submission = chatty_wrong_submission(tmp_path / "chatty")
+    root = tmp_path / "run"
+    root.mkdir()
+    results = run_autograder(source, submission, root)
+    by_number = {t["number"]: t for t in results["tests"]}
+    visible = by_number["3.2.1"]["output"]
+    assert "pruned the wrong number of weights" in visible and "debug 0:" in visible
+    assert not GRADER_FILES.search(visible)
+    hidden = [t["output"] for t in results["tests"]
+              if t["extra_data"]["group"] == "hidden" and t["extra_data"]["problem"] == "3.2"]
+    assert hidden and not any("debug" in out for out in hidden)
+    assert results["score"] < sum(t["max_score"] for t in results["tests"])

@@ -2,6 +2,7 @@
 an internal grading error are one line on stderr and a non-zero exit, never a table of zeros."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -105,3 +106,23 @@ def test_a_grade_whose_tests_all_hit_internal_errors_exits_1_without_a_table(tmp
     lines = [line for line in done.stderr.splitlines() if line.startswith("grading failed")]
     assert len(lines) == 1 and "internal grading error" in lines[0], done.stderr
     assert "Total:" not in done.stdout and "INTERNALERROR" not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_staff_lines_and_the_graders_tracebacks_come_with_verbose_only(tmp_path):
+    """``grade`` shows the student's message; ``grade -v`` (Gradescope's staff log) adds the
+    grader's traceback and the sandbox's defences."""
+    for name in paths.SUBMISSION_FILES:
+        shutil.copy(paths.REFERENCE_DIR / name, tmp_path / name)
+    lab2 = (tmp_path / "lab2.py").read_text()
+    prune = lab2.index("def prune_by_percentage")
+    assert lab2.index("weight.masked_fill_(~keep, 0.0)", prune) < lab2.index("\ndef ", prune + 1)
+    (tmp_path / "lab2.py").write_text(lab2[:prune] + lab2[prune:].replace(  # its mask inverted
+        "weight.masked_fill_(~keep, 0.0)", "weight.masked_fill_(keep, 0.0)", 1))
+    plain = _grade(tmp_path, "--stage", "unit")
+    verbose = _grade(tmp_path, "--stage", "unit", "-v")
+    assert plain.returncode == verbose.returncode == 0, plain.stderr[-2000:] + verbose.stderr[-2000:]
+    assert re.search(r"^3\.2 .* FAIL .*\*\*prune_by_percentage\*\*", plain.stdout, re.M), plain.stdout
+    assert "[staff]" not in plain.stdout + plain.stderr and "checks.py" not in plain.stdout
+    assert "[staff] sandbox defences: " in verbose.stdout
+    assert "lab2_judges.py" in verbose.stdout and "checks.py" in verbose.stdout

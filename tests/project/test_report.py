@@ -166,3 +166,24 @@ def test_gradescope_entry_leaves_a_valid_file_when_grading_raises(tmp_path, monk
     assert code == 0 and data["score"] == 0 and data["tests"]
     assert all(t["output"] == "not graded: internal grading error (RuntimeError)"
                for t in data["tests"])
+
+
+def test_a_zero_point_visible_row_says_where_its_points_are():
+    results = Results(tests=(_test("1.1.1", 0.0, 0.0), _test("2.1.1")))
+    table = results.terminal_table().splitlines()
+    assert "format checked; graded by hidden tests" in next(l for l in table if l.startswith("1.1 "))
+    assert next(l for l in table if l.startswith("2.1 ")).rstrip().endswith("pass")
+    assert "format checked" in results.student_summary().split("| 1.1")[1].splitlines()[0]
+
+
+def test_printed_excerpt_is_bounded_in_lines_and_characters():
+    from autograder.feedback import PRINTED_LINE_CHARS, PRINTED_LINES, printed_excerpt
+
+    flood = "\n".join(f"line {i} " + "x" * 1000 for i in range(500))
+    excerpt = printed_excerpt([flood, "second call\n"])
+    body = excerpt.split("```\n")[1].rstrip("`\n").splitlines()
+    assert f"the first {PRINTED_LINES} of 501 lines" in excerpt
+    assert len(body) == PRINTED_LINES and body[0].startswith("line 0 ")
+    assert all(len(line) <= PRINTED_LINE_CHARS + len(" [...]") for line in body)
+    assert printed_excerpt(["", "\n\n"]) == ""
+    assert "```" not in printed_excerpt(["a ``` fence\n"]).split("```\n")[1].split("\n```")[0]

@@ -21,6 +21,7 @@ from autograder.errors import (Crashed, GraderError, ImportFailed, InvalidOutput
                                StudentException, TimedOut)
 from autograder.probes import plain
 from autograder.sandbox import Limits, Sandbox
+from autograder.sandbox.client import Call
 from autograder.sandbox import limits as limits_module
 from autograder.sandbox import mounts, secrets
 from autograder.sandbox.limits import MiB, ensure_sandbox_user, is_root
@@ -50,6 +51,12 @@ def outer(x):
 
 def inner(x):
     return x @ np.ones((7, 7))
+
+def chatter_then_spin():
+    for step in range(100_000):
+        print("step", step, "loss", 1.0 / (step + 1))
+    while True:
+        pass
 
 def spin():
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -223,6 +230,24 @@ def test_output_flood_is_capped(sandbox):
     assert result.values == {"printed": True}
     assert len(result.stdout) < LIMITS.max_output + 200
     assert "truncated" in result.stdout and str(4 * MiB) in result.stdout
+
+
+def test_each_call_of_a_batch_comes_back_with_what_it_printed(sandbox):
+    """One child answers the batch: each call's output is the part of it that call printed."""
+    calls = [Call("selftest.call", {"module": "lab1", "fn": "double", "args": [np.arange(3.0)]}),
+             Call("selftest.call", {"module": "lab1", "fn": "double", "args": [np.arange(5.0)]}),
+             Call("selftest.call", {"module": "lab1", "fn": "todo", "args": [np.arange(2.0)]})]
+    first, second, third = sandbox.run_batch(calls)
+    assert first.stdout.strip() == "doubling (3,)"
+    assert second.stdout.strip() == "doubling (5,)"
+    assert isinstance(third, NotImplementedYet) and third.stdout == ""
+
+
+def test_a_timeout_after_a_print_flood_says_how_much_was_printed(sandbox):
+    with pytest.raises(TimedOut, match=r"printed [\d,]+ bytes") as caught:
+        call(sandbox, "chatter_then_spin", timeout=3.0)
+    assert caught.value.stdout.startswith("step 0 loss 1.0\nstep 1 loss 0.5\n")
+    assert len(caught.value.stdout) < LIMITS.max_output + 200  # what is kept stays capped
 
 
 # -- student faults ----------------------------------------------------------------------------
