@@ -189,10 +189,12 @@ def _resnet_layers() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _finetune_cases(group: str) -> list[dict]:
-    """The tiny network of the finetune probe, pruned by the reference, and its batches."""
+    """The tiny network of the finetune probe, pruned by the reference, and its batches, with
+    ``regrown_no_prune``: per layer, how many of its pruned weights the reference's epoch with
+    prune=False leaves nonzero (momentum and weight decay give them gradient)."""
     import torch
 
-    from autograder.probes.lab2 import tiny_net
+    from autograder.probes.lab2 import tiny_finetune, tiny_net
     ref = reference("lab2")
     seed = 31 if group == "visible" else 32
     torch.manual_seed(seed)
@@ -208,6 +210,13 @@ def _finetune_cases(group: str) -> list[dict]:
     for b in range(batches):
         case[f"x{b}"] = rng.normal(size=(8, 3, 8, 8)).astype(np.float32)
         case[f"y{b}"] = rng.integers(0, 10, size=8).astype(np.int64)
+    weights = [case[f"weight{i}"] for i in range(len(layers))]
+    inputs = {"weights": weights, "lr": case["lr"], "prune": False,
+              "batches": [[case[f"x{b}"], case[f"y{b}"]] for b in range(batches)]}
+    with torch.random.fork_rng():
+        final = tiny_finetune(ref.finetune_after_prune, inputs, "cpu")["final"]
+    case["regrown_no_prune"] = np.array([int(((w == 0) & (f != 0)).sum())
+                                         for w, f in zip(weights, final)], dtype=np.int64)
     return [case]  # the probe runs it with prune=True and with prune=False
 
 
