@@ -260,6 +260,21 @@ def _ste_keep_zeros_case(w: np.ndarray, bit: int) -> dict:
                 variants={"keep_zeros_inverted": inverted})
 
 
+def _one_signed_with_zeros(group: str) -> list[tuple[np.ndarray, int]]:
+    """All-positive and all-negative weights with exact zeros: their full range (0 included)
+    differs from their nonzero range, so a 4.1 quantizer that takes alpha and beta over the
+    nonzero weights only (right for 4.4's keep_zeros alone) is caught. Own generator: the other
+    cases keep their draws."""
+    rng = np.random.default_rng(45 if group == "visible" else 46)
+    cases = []
+    for sign, size, bit in ([(1, 12, 2), (-1, 10, 3)] if group == "visible"
+                            else [(1, 40, 4), (-1, 27, 2), (1, 9, 3)]):
+        w = sign * (np.abs(rng.normal(size=size)) + 0.05)
+        w[rng.permutation(size)[:size // 3]] = 0.0
+        cases.append((w.astype(np.float32), bit))
+    return cases
+
+
 def _lab3_cases(group: str) -> dict[str, list[dict]]:
     rng = np.random.default_rng(41 if group == "visible" else 42)
     f32 = np.float32
@@ -273,6 +288,7 @@ def _lab3_cases(group: str) -> dict[str, list[dict]]:
     bits = [2, 4, 8] if group == "visible" else [1, 3, 5, 6, 7]
     random_cases = [_ste_case((rng.normal(size=shapes[i % len(shapes)]) * (0.1 + i)).astype(f32), bit)
                     for i, bit in enumerate(bits)]
+    random_cases += [_ste_case(w, bit) for w, bit in _one_signed_with_zeros(group)]
     keep = []
     for i, bit in enumerate([2, 4] if group == "visible" else [3, 5, 6]):
         w = rng.normal(size=(6, 5, 3, 3) if i % 2 else (50,)).astype(f32) * 0.2
