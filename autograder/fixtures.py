@@ -42,7 +42,7 @@ def _lab1_cases(group: str) -> dict[str, list[dict]]:
         "loss", "gradient", "gd_step", "projected_gd_step", "subgradient_l1_step",
         "soft_threshold", "proximal_l1_step", "trimmed_l1_step")}
     ks = [None, 3, None] if group == "visible" else [1, 4, None]
-    hs = [None, 2, None] if group == "visible" else [2, 4, 1]
+    hs = [None, 2, None] if group == "visible" else [None, 4, 1]  # None: the handout's default
     lams = [0.5, 2.0, 0.2] if group == "visible" else [1.0, 0.3, 3.0]
     taus = [0.3, 0.1, 0.02] if group == "visible" else [0.5, 0.05, 0.2]
     for i, (W, X, Y, lr) in enumerate(problems):

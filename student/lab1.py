@@ -56,6 +56,10 @@ def projected_gd_step(W, X, Y, lr, k=2):
 
     V = W - lr * gradient(W, X, Y); keep the k entries of V with the largest magnitude |V| and
     set the others to 0. Returns a new ndarray of shape (5,); W is not modified.
+
+    k is an argument: use ``k``, never the literal 2. The handout's k = 2 carries most of the
+    points; the grader also calls it with other values of k (k = 3 in the handout's tests) and
+    other shapes of W and X.
     """
     # Your code here: the gradient step V, using gradient()
     # Your code here: find the indices of the k largest |V| (e.g. np.argsort)
@@ -101,6 +105,10 @@ def trimmed_l1_step(W, X, Y, lr, threshold, h=3):
     V = W - lr * gradient(W, X, Y); soft-threshold (by ``threshold``) ONLY the h entries of V
     with the smallest magnitude |V|; the other entries of V are kept unchanged.
     Returns a new ndarray of shape (5,); W is not modified.
+
+    h is an argument: use ``h``, never the literal 3. The handout's h = 3 carries most of the
+    points; the grader also calls it with other values of h (h = 2 in the handout's tests) and
+    other shapes of W and X.
     """
     # Your code here: the gradient step V, using gradient()
     # Your code here: find the indices of the h smallest |V| (e.g. np.argsort)
