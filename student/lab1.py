@@ -9,6 +9,8 @@ Contract for every function below (the autograder checks each one separately):
   samples updating W once per sample (that is three updates per step, and a different method).
 - Every function returns a NEW float ndarray (W's shape for the steps) and leaves W, X and Y
   unchanged: do not update W in place (no ``W -= ...``, no ``W[...] = ...`` on the input).
+  A Python list (or tuple) is not an ndarray, even with the right values: a function that
+  returns one loses that function's points, with a message; wrap it, ``return np.array(...)``.
 - The step functions should call ``gradient`` (and ``proximal_l1_step`` / ``trimmed_l1_step``
   should call ``soft_threshold``) instead of repeating the math: the grader tests each helper on
   its own, so one bug is found in one place and not charged several times.

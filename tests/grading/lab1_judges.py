@@ -155,8 +155,12 @@ def _check_report(name: str, case: dict, report: dict | None, *, names, hidden, 
         fail(f"{who} returned one of its inputs; return a new array.",
              context=context, hidden=hidden)
     if report["type"] != "numpy.ndarray":
+        # The handout asks for an ndarray (the stubs say so): a list is rejected with the fix,
+        # and costs this function's points only (steps are also run with the handout's helpers).
+        fix = (" Convert it before returning: `return np.array(result)`."
+               if report["type"] in ("builtins.list", "builtins.tuple") else "")
         fail(f"{who} should return a NumPy array (`numpy.ndarray`), but returned "
-             f"`{report['type']}`.", context=context, hidden=hidden)
+             f"`{report['type']}`.{fix}", context=context, hidden=hidden)
     expected = case["expected"]
     got = report["value"]
     check_array(name, expected, got, rtol=STEP_RTOL, atol=step_atol(expected), context=context,
