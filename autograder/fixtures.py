@@ -42,7 +42,7 @@ def _lab1_cases(group: str) -> dict[str, list[dict]]:
         "loss", "gradient", "gd_step", "projected_gd_step", "subgradient_l1_step",
         "soft_threshold", "proximal_l1_step", "trimmed_l1_step")}
     ks = [None, 3, None] if group == "visible" else [1, 4, None]
-    hs = [None, 2, None] if group == "visible" else [2, 4, 1]
+    hs = [None, 2, None] if group == "visible" else [None, 4, 1]  # None: the handout's default
     lams = [0.5, 2.0, 0.2] if group == "visible" else [1.0, 0.3, 3.0]
     taus = [0.3, 0.1, 0.02] if group == "visible" else [0.5, 0.05, 0.2]
     for i, (W, X, Y, lr) in enumerate(problems):
@@ -190,10 +190,12 @@ def _resnet_layers() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _finetune_cases(group: str) -> list[dict]:
-    """The tiny network of the finetune probe, pruned by the reference, and its batches."""
+    """The tiny network of the finetune probe, pruned by the reference, and its batches, with
+    ``regrown_no_prune``: per layer, how many of its pruned weights the reference's epoch with
+    prune=False leaves nonzero (momentum and weight decay give them gradient)."""
     import torch
 
-    from autograder.probes.lab2 import tiny_net
+    from autograder.probes.lab2 import tiny_finetune, tiny_net
     ref = reference("lab2")
     seed = 31 if group == "visible" else 32
     torch.manual_seed(seed)
@@ -209,6 +211,13 @@ def _finetune_cases(group: str) -> list[dict]:
     for b in range(batches):
         case[f"x{b}"] = rng.normal(size=(8, 3, 8, 8)).astype(np.float32)
         case[f"y{b}"] = rng.integers(0, 10, size=8).astype(np.int64)
+    weights = [case[f"weight{i}"] for i in range(len(layers))]
+    inputs = {"weights": weights, "lr": case["lr"], "prune": False,
+              "batches": [[case[f"x{b}"], case[f"y{b}"]] for b in range(batches)]}
+    with torch.random.fork_rng():
+        final = tiny_finetune(ref.finetune_after_prune, inputs, "cpu")["final"]
+    case["regrown_no_prune"] = np.array([int(((w == 0) & (f != 0)).sum())
+                                         for w, f in zip(weights, final)], dtype=np.int64)
     return [case]  # the probe runs it with prune=True and with prune=False
 
 
@@ -252,6 +261,21 @@ def _ste_keep_zeros_case(w: np.ndarray, bit: int) -> dict:
                 variants={"keep_zeros_inverted": inverted})
 
 
+def _one_signed_with_zeros(group: str) -> list[tuple[np.ndarray, int]]:
+    """All-positive and all-negative weights with exact zeros: their full range (0 included)
+    differs from their nonzero range, so a 4.1 quantizer that takes alpha and beta over the
+    nonzero weights only (right for 4.4's keep_zeros alone) is caught. Own generator: the other
+    cases keep their draws."""
+    rng = np.random.default_rng(45 if group == "visible" else 46)
+    cases = []
+    for sign, size, bit in ([(1, 12, 2), (-1, 10, 3)] if group == "visible"
+                            else [(1, 40, 4), (-1, 27, 2), (1, 9, 3)]):
+        w = sign * (np.abs(rng.normal(size=size)) + 0.05)
+        w[rng.permutation(size)[:size // 3]] = 0.0
+        cases.append((w.astype(np.float32), bit))
+    return cases
+
+
 def _lab3_cases(group: str) -> dict[str, list[dict]]:
     rng = np.random.default_rng(41 if group == "visible" else 42)
     f32 = np.float32
@@ -265,6 +289,7 @@ def _lab3_cases(group: str) -> dict[str, list[dict]]:
     bits = [2, 4, 8] if group == "visible" else [1, 3, 5, 6, 7]
     random_cases = [_ste_case((rng.normal(size=shapes[i % len(shapes)]) * (0.1 + i)).astype(f32), bit)
                     for i, bit in enumerate(bits)]
+    random_cases += [_ste_case(w, bit) for w, bit in _one_signed_with_zeros(group)]
     keep = []
     for i, bit in enumerate([2, 4] if group == "visible" else [3, 5, 6]):
         w = rng.normal(size=(6, 5, 3, 3) if i % 2 else (50,)).astype(f32) * 0.2

@@ -49,6 +49,9 @@ class Variant:
     ``loses``: the problems it must lose points on (empty for a correct variant).
     ``train``: under ``--stage all`` it is graded with the training stage too, and must then
     lose points on ``train_loses`` (default: ``loses``).
+    ``prelude``: statements placed at the top of ``file``, after its imports, the way students
+    write settings (a seed, a default dtype); with a prelude, ``target`` and ``source`` may be
+    empty (the file is the reference's plus the prelude).
     """
 
     name: str
@@ -60,6 +63,7 @@ class Variant:
     why: str = ""
     train: bool = False
     train_loses: tuple[str, ...] | None = None
+    prelude: str = ""
 
 
 def load_catalogue(path: Path, *, correct: bool) -> list[Variant]:
@@ -74,11 +78,16 @@ def load_catalogue(path: Path, *, correct: bool) -> list[Variant]:
                              + ("a correct variant loses nothing" if correct
                                 else "a wrong submission must list the problems it loses"))
         train_loses = entry.get("train_loses")
+        prelude = entry.get("prelude", "")
+        if not prelude and not ("function" in entry and "source" in entry):
+            raise ValueError(f"{path.name}: {entry['name']}: give `function` and `source`, "
+                             "or a `prelude`")
         variants.append(Variant(
-            name=entry["name"], file=entry["file"], target=entry["function"],
-            source=entry["source"], loses=loses, mistake=entry.get("mistake", ""),
+            name=entry["name"], file=entry["file"], target=entry.get("function", ""),
+            source=entry.get("source", ""), loses=loses, mistake=entry.get("mistake", ""),
             why=entry.get("why", ""), train=bool(entry.get("train", False)),
-            train_loses=tuple(train_loses) if train_loses is not None else None))
+            train_loses=tuple(train_loses) if train_loses is not None else None,
+            prelude=prelude))
     names = [variant.name for variant in variants]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -157,6 +166,29 @@ def splice(module_source: str, target: str, replacement: str) -> str:
     return spliced
 
 
+def add_prelude(module_source: str, prelude: str) -> str:
+    """``module_source`` with the statements ``prelude`` inserted after its top-level imports
+    (after its docstring when it has none), every other line kept byte for byte."""
+    module = ast.parse(module_source)
+    top_imports = [node for node in module.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    docstring = ast.get_docstring(module) is not None
+    after = top_imports[-1].end_lineno if top_imports else (module.body[0].end_lineno if docstring else 0)
+    lines = module_source.splitlines(keepends=True)
+    lines[after:after] = [textwrap.dedent(prelude).strip("\n") + "\n"]
+    spliced = "".join(lines)
+    ast.parse(spliced)  # a catalogue entry must yield valid Python
+    return spliced
+
+
+def apply_variant(module_source: str, variant: Variant) -> str:
+    """``module_source`` (the reference's ``variant.file``) as the variant writes it."""
+    if variant.target:
+        module_source = splice(module_source, variant.target, variant.source)
+    if variant.prelude:
+        module_source = add_prelude(module_source, variant.prelude)
+    return module_source
+
+
 # --- the submissions to grade --------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -185,7 +217,7 @@ def build_submission(case: Case, dest: Path) -> Path:
         shutil.copyfile(source_dir / filename, dest / filename)
     if case.variant is not None:
         path = dest / case.variant.file
-        path.write_text(splice(path.read_text(), case.variant.target, case.variant.source))
+        path.write_text(apply_variant(path.read_text(), case.variant))
     return dest
 
 

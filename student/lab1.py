@@ -9,6 +9,8 @@ Contract for every function below (the autograder checks each one separately):
   samples updating W once per sample (that is three updates per step, and a different method).
 - Every function returns a NEW float ndarray (W's shape for the steps) and leaves W, X and Y
   unchanged: do not update W in place (no ``W -= ...``, no ``W[...] = ...`` on the input).
+  A Python list (or tuple) is not an ndarray, even with the right values: a function that
+  returns one loses that function's points, with a message; wrap it, ``return np.array(...)``.
 - The step functions should call ``gradient`` (and ``proximal_l1_step`` / ``trimmed_l1_step``
   should call ``soft_threshold``) instead of repeating the math: the grader tests each helper on
   its own, so one bug is found in one place and not charged several times.
@@ -56,6 +58,10 @@ def projected_gd_step(W, X, Y, lr, k=2):
 
     V = W - lr * gradient(W, X, Y); keep the k entries of V with the largest magnitude |V| and
     set the others to 0. Returns a new ndarray of shape (5,); W is not modified.
+
+    k is an argument: use ``k``, never the literal 2. The handout's k = 2 carries most of the
+    points; the grader also calls it with other values of k (k = 3 in the handout's tests) and
+    other shapes of W and X.
     """
     # Your code here: the gradient step V, using gradient()
     # Your code here: find the indices of the k largest |V| (e.g. np.argsort)
@@ -101,6 +107,10 @@ def trimmed_l1_step(W, X, Y, lr, threshold, h=3):
     V = W - lr * gradient(W, X, Y); soft-threshold (by ``threshold``) ONLY the h entries of V
     with the smallest magnitude |V|; the other entries of V are kept unchanged.
     Returns a new ndarray of shape (5,); W is not modified.
+
+    h is an argument: use ``h``, never the literal 3. The handout's h = 3 carries most of the
+    points; the grader also calls it with other values of h (h = 2 in the handout's tests) and
+    other shapes of W and X.
     """
     # Your code here: the gradient step V, using gradient()
     # Your code here: find the indices of the h smallest |V| (e.g. np.argsort)

@@ -55,7 +55,8 @@ def finetune_after_prune(net, trainloader, criterion, optimizer, prune=True):
 
     With prune=True, the weights that are 0 when the function starts must still be exactly 0
     after every optimizer step (momentum and weight decay would otherwise move them).
-    With prune=False, this is one ordinary epoch of training. Returns None.
+    With prune=False, this is one ordinary epoch of training: no mask is applied, so pruned
+    weights become nonzero again (the grader checks that they do). Returns None.
     (``layer_sparsity``, at the end of this file, is graded under 3.3 too.)
     The printout every 50 steps is for you; the grader does not read it.
     """

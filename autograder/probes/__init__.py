@@ -137,6 +137,11 @@ def restore_harness() -> None:
 def student(module_name: str):
     """Import the submission's ``module_name`` (lab1, lab2, lab3 or answers), once per child.
 
+    The process-wide settings the import changed (default dtype and device, grad mode, seeds'
+    states, NumPy's error handling, warning filters, the working directory) are put back as
+    they were (``autograder.probes.state``), so the grader builds its inputs the same way
+    whatever the student's file does at its top.
+
     Raises MissingFile when the file is absent and ImportFailed when importing it raises
     (a syntax error, a missing package, an exception at top level); BaseExceptions such as
     SystemExit propagate. The module is registered in sys.modules, so student files that
@@ -154,10 +159,14 @@ def student(module_name: str):
     if not path.is_file():
         raise MissingFile(f"`{filename}` is missing from the submission, so the problems that use "
                           f"it cannot be graded.")
+    from autograder.probes.state import GlobalState  # torch: child side only
     global _guard
     if _guard is None:  # before the first student code of this child runs
         _guard = HarnessGuard()
     restore = _guard.restore  # bound now: student code may rebind names, or patch the class
+    # The grader's settings (dtype, grad mode, seeds, cwd...): the lines a student writes at the
+    # top of a file must not change what the grader builds after the import.
+    restore_settings = GlobalState.capture().restore
     note_running(f"importing {filename}")
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
@@ -183,6 +192,7 @@ def student(module_name: str):
         raise
     finally:
         restore()
+        restore_settings()
     return module
 
 

@@ -6,8 +6,9 @@ and a grade asks about thirty questions. ``batch.run`` answers one lab's questio
 Isolation inside the batch, as far as one process allows:
 - before each sub-call the student modules are dropped from ``sys.modules``, so each sub-call
   imports them afresh (module globals start clean, as in a fresh child);
-- the process-wide settings student code commonly changes (grad mode, default dtype, thread
-  count, working directory, the seeds of random, NumPy and torch) are put back as they were;
+- the process-wide settings student code commonly changes (``autograder.probes.state``: grad
+  mode, default dtype, thread count, NumPy's error handling, working directory...) are put back
+  as they were, and random, NumPy and torch are seeded again;
 - a sub-call that raises is reported as its error, never propagated: one function's exception
   costs only the tests that asked about that function.
 A sub-call that ends, crashes or hangs the process fails the whole batch; the trusted side then
@@ -29,17 +30,15 @@ import torch
 from autograder import probes
 from autograder.errors import GraderError
 from autograder.probes.outcome import classify, success
+from autograder.probes.state import GlobalState
 
 
-def _fresh_state(cwd: str, threads: int, seed: int) -> None:
+def _fresh_state(settings: GlobalState, seed: int) -> None:
     """Undo what the previous sub-call may have left: student modules, torch and NumPy state."""
     for name in probes.STUDENT_MODULES:
         sys.modules.pop(name, None)
     probes.restore_harness()
-    torch.set_grad_enabled(True)
-    torch.set_default_dtype(torch.float32)
-    torch.set_num_threads(threads)
-    os.chdir(cwd)
+    settings.restore()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -66,12 +65,12 @@ def run(inputs: dict) -> dict:
     as the sandbox child writes for a single call (``autograder.probes.outcome``), and the byte
     range of the capture file each call printed. Nested batches are refused (GraderError).
     """
-    cwd, threads, seed = os.getcwd(), torch.get_num_threads(), int(inputs.get("seed", 0))
+    settings, seed = GlobalState.capture(), int(inputs.get("seed", 0))
     results, spans = [], []
     for call in inputs["calls"]:
         if call["probe"].startswith("batch."):
             raise GraderError("batch.run does not nest")
-        _fresh_state(cwd, threads, seed)
+        _fresh_state(settings, seed)
         start = _output_offset()
         try:
             results.append(success(probes.run_probe(call["probe"], call["inputs"])))

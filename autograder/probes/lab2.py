@@ -176,13 +176,21 @@ def finetune_both(inputs: dict) -> dict:
 
 
 def finetune(inputs: dict) -> dict:
+    """One epoch of the student's ``finetune_after_prune`` on ``tiny_net`` (``tiny_finetune``)."""
+    module = student("lab2")
+    return tiny_finetune(student_function("lab2", "finetune_after_prune"), inputs,
+                         _device(module, inputs))
+
+
+def tiny_finetune(finetune_after_prune, inputs: dict, device: str) -> dict:
     """One ``finetune_after_prune`` epoch of ``tiny_net`` from ``inputs["weights"]`` (pruned).
 
-    SGD with momentum and weight decay, so unmasked pruned weights regrow after one step.
-    Returns ``{"snapshots": [[weights per layer] per batch + 1], "steps": optimizer.step calls}``.
+    SGD with momentum and weight decay, so unmasked pruned weights regrow after one step. The
+    fixtures run the reference through this same function, so its figures (how many pruned
+    weights regrow with prune=False) are measured on the same network, optimizer and batches.
+    Returns ``{"snapshots": [[weights per layer] per batch + 1], "steps": optimizer.step calls,
+    "final": [weights per layer] after the call}``.
     """
-    module = student("lab2")
-    device = _device(module, inputs)
     net = tiny_net()
     layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     with torch.no_grad():
@@ -199,6 +207,5 @@ def finetune(inputs: dict) -> dict:
 
     optimizer.step = counted_step
     loader = RecordingLoader(net, inputs["batches"], device)
-    student_function("lab2", "finetune_after_prune")(net, loader, nn.CrossEntropyLoss(), optimizer,
-                                              bool(inputs["prune"]))
+    finetune_after_prune(net, loader, nn.CrossEntropyLoss(), optimizer, bool(inputs["prune"]))
     return {"snapshots": loader.snapshots, "steps": len(steps), "final": weights_of(net)}

@@ -39,11 +39,15 @@ def module_global(inputs: dict) -> dict:
 
 
 def state(inputs: dict) -> dict:
-    """Process-wide state a previous call could have changed."""
+    """Process-wide state a previous call could have changed; with ``inputs["module"]``, as it
+    is after importing that student module."""
     import torch
+    if inputs.get("module"):
+        student(inputs["module"])
     return {"default_dtype": str(torch.get_default_dtype()), "grad_enabled": torch.is_grad_enabled(),
             "cwd": os.getcwd(), "random": float(np.random.random()),
-            "torch_random": float(torch.rand(1).item()), "threads": torch.get_num_threads()}
+            "torch_random": float(torch.rand(1).item()), "threads": torch.get_num_threads(),
+            "numpy_errors": np.geterr(), "default_device": str(torch.get_default_device())}
 
 
 def environment(inputs: dict) -> dict:

@@ -190,7 +190,8 @@ def finetune_inputs(case: dict) -> dict:
 
 def judge_finetune(case: dict, report: dict, *, hidden: bool = False) -> None:
     """One optimizer step per batch; training changed the kept weights; with prune=True every
-    pruned weight is exactly 0 after every step."""
+    pruned weight is exactly 0 after every step; with prune=False pruned weights regrow as
+    they do in the reference's epoch (``judge_regrowth``)."""
     inputs = finetune_inputs(case)
     batches = len(inputs["batches"])
     name = f"finetune_after_prune(..., prune={bool(case['prune'])})"
@@ -203,6 +204,7 @@ def judge_finetune(case: dict, report: dict, *, hidden: bool = False) -> None:
         fail(f"**{name}** did not change the weights: no training happened.",
              context=what, hidden=hidden)
     if not case["prune"]:
+        judge_regrowth(case, inputs["weights"], final, name=name, context=what, hidden=hidden)
         return
     for step, snapshot in enumerate(report["snapshots"][1:], start=1):
         for index, (before, now) in enumerate(zip(inputs["weights"], snapshot)):
@@ -214,6 +216,28 @@ def judge_finetune(case: dict, report: dict, *, hidden: bool = False) -> None:
                      context=what, hidden=hidden,
                      hints=["a mask recomputed from the current weights, or never re-applied, "
                             "lets momentum and weight decay revive pruned weights."])
+
+
+REGROWTH_SHARE = 0.5  # of the reference's regrown weights, per layer
+
+
+def judge_regrowth(case: dict, before: list, final: list, *, name: str, context: str,
+                   hidden: bool) -> None:
+    """With prune=False the mask is not applied: momentum and weight decay give the pruned
+    weights gradient, so in the reference's epoch nearly all of them end nonzero
+    (``case["regrown_no_prune"]``, per layer). Pass when each layer regrows at least
+    ``REGROWTH_SHARE`` of the reference's count: any training without the mask regrows about as
+    many (another zero_grad placement, another dtype, other biases), one that masks regrows none."""
+    for index, (weight, after, reference) in enumerate(zip(before, final, case["regrown_no_prune"])):
+        pruned = weight == 0
+        regrown = int((pruned & (after != 0)).sum())
+        if regrown < REGROWTH_SHARE * int(reference):
+            fail(f"**{name}**: after the epoch, {regrown} of the {int(pruned.sum())} pruned "
+                 f"weights of layer {index} are nonzero; training without the mask regrows "
+                 f"{int(reference)} of them. With `prune=False`, do not re-apply the mask: "
+                 "train every weight.", context=context, hidden=hidden,
+                 hints=["the mask is re-applied whatever `prune` says: apply it only "
+                        "`if prune:`."] if regrown == 0 else [])
 
 
 def judge_iterative(cases: list[dict], values: list, *, hidden: bool = False) -> None:

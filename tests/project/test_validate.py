@@ -129,7 +129,7 @@ def test_each_entry_is_one_real_change_of_the_reference(variant, tmp_path):
     if len(variant.loses) > 1 and variant.file != "answers.py":
         assert variant.why, "an entry charged on several problems must say why"
     reference = (REFERENCE_DIR / variant.file).read_text()
-    spliced = validate.splice(reference, variant.target, variant.source)
+    spliced = validate.apply_variant(reference, variant)
     assert ast.dump(ast.parse(spliced)) != ast.dump(ast.parse(reference))
 
     case = validate.Case(variant.name, "wrong" if variant.loses else "correct", variant=variant)
@@ -138,6 +138,17 @@ def test_each_entry_is_one_real_change_of_the_reference(variant, tmp_path):
     for filename in SUBMISSION_FILES:
         expected = spliced if filename == variant.file else (REFERENCE_DIR / filename).read_text()
         assert (submission / filename).read_text() == expected
+
+
+def test_a_prelude_goes_after_the_imports_and_keeps_every_other_line():
+    lab2 = (REFERENCE_DIR / "lab2.py").read_text()
+    spliced = validate.add_prelude(lab2, "torch.set_default_dtype(torch.float64)\n")
+    removed, added = _changed_lines(lab2, spliced)
+    assert removed == [] and added == ["torch.set_default_dtype(torch.float64)"]
+    body = ast.parse(spliced).body
+    first_call = next(i for i, node in enumerate(body) if isinstance(node, ast.Expr) and i > 0)
+    assert all(isinstance(node, (ast.Import, ast.ImportFrom)) for node in body[1:first_call])
+    assert not any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in body[first_call:])
 
 
 def test_the_stubs_case_copies_the_student_files(tmp_path):

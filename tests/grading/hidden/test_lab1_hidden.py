@@ -1,10 +1,13 @@
 """Lab 1 (problems 2.1-2.6), hidden: the same checks as the visible tests on other inputs:
-more rows (6x5), more columns (3x8), a 4x6 problem, other learning rates, k in {1, 4},
-h in {1, 2, 4}, other lambda and tau, and 200-step runs on a shifted target y."""
-from gradescope_utils.autograder_utils.decorators import number, tags, visibility
+more rows (6x5), more columns (3x8), a 4x6 problem, other learning rates, k in {1, 4} and
+h in {1, 4} beside the handout's defaults, other lambda and tau, and 200-step runs on a
+shifted target y. The handout's k = 2 and h = 3 carry most of 2.3's and 2.6's points."""
+from gradescope_utils.autograder_utils.decorators import number, tags, visibility, weight
 
-from lab1_judges import (check_lab1, check_lab1_trajectory, judge_at_most_k, judge_loss,
-                    lab1_results)
+from lab1_judges import (at_handout_value, check_lab1, check_lab1_trajectory, judge_at_most_k,
+                         judge_loss, lab1_results)
+
+HANDOUT_WEIGHT = 6  # the handout's k = 2 and h = 3 against 1 for each test at other values
 
 GROUP = "hidden"
 
@@ -46,17 +49,30 @@ def test_gd_converges_other_target(probe, expected):
 @visibility("after_published")
 @tags("lab1", "projected")
 def test_projected_other_k(probe, expected):
-    """projected_gd_step on other shapes with k = 1, k = 4 and the default."""
-    check_lab1(probe, expected, "projected_gd_step", GROUP)
+    """projected_gd_step on other shapes with k = 1 and k = 4."""
+    check_lab1(probe, expected, "projected_gd_step", GROUP, handout=False)
 
 
 @number("2.3.5")
 @visibility("after_published")
 @tags("lab1", "projected")
 def test_projected_at_most_k_other_k(probe, expected):
-    """projected_gd_step leaves at most k nonzeros for k = 1, 4 and the default."""
+    """projected_gd_step leaves at most k nonzeros for k = 1 and 4."""
     cases, results = lab1_results(probe, expected, "projected_gd_step", GROUP)
-    judge_at_most_k(cases, results, hidden=True)
+    judge_at_most_k(*at_handout_value("projected_gd_step", cases, results, handout=False),
+                    hidden=True)
+
+
+@number("2.3.8")
+@visibility("after_published")
+@weight(HANDOUT_WEIGHT)
+@tags("lab1", "projected")
+def test_projected_handout_k_other_shape(probe, expected):
+    """projected_gd_step on another shape with the default k = 2: the step, at most k nonzeros."""
+    check_lab1(probe, expected, "projected_gd_step", GROUP, handout=True)
+    cases, results = lab1_results(probe, expected, "projected_gd_step", GROUP)
+    judge_at_most_k(*at_handout_value("projected_gd_step", cases, results, handout=True),
+                    hidden=True)
 
 
 @number("2.3.6")
@@ -111,8 +127,17 @@ def test_proximal_converges_other(probe, expected):
 @visibility("after_published")
 @tags("lab1", "trimmed")
 def test_trimmed_other_h(probe, expected):
-    """trimmed_l1_step on other shapes with h = 1, 2 and 4."""
-    check_lab1(probe, expected, "trimmed_l1_step", GROUP)
+    """trimmed_l1_step on other shapes with h = 1 and 4."""
+    check_lab1(probe, expected, "trimmed_l1_step", GROUP, handout=False)
+
+
+@number("2.6.6")
+@visibility("after_published")
+@weight(HANDOUT_WEIGHT)
+@tags("lab1", "trimmed")
+def test_trimmed_handout_h_other_shape(probe, expected):
+    """trimmed_l1_step on another shape with the default h = 3."""
+    check_lab1(probe, expected, "trimmed_l1_step", GROUP, handout=True)
 
 
 @number("2.6.4")

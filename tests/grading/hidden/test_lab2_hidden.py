@@ -89,7 +89,8 @@ def test_finetune_keeps_zeros_longer(probe, expected):
 @visibility("after_published")
 @tags("lab2", "finetune")
 def test_finetune_without_prune_longer(probe, expected):
-    """finetune_after_prune(prune=False) on the same network: one step per batch, training."""
+    """finetune_after_prune(prune=False) on the same network: one step per batch, training,
+    and the pruned weights regrow as in the reference's epoch."""
     judge_finetune(*finetune_run(probe, expected, False, GROUP), hidden=True)
 
 

@@ -20,7 +20,8 @@ def test_other_vectors(probe, expected):
 @visibility("after_published")
 @tags("lab3", "ste")
 def test_other_bits_and_shapes(probe, expected):
-    """STE.apply(w, bit) on random tensors of other shapes at bits 1, 3, 5, 6, 7."""
+    """STE.apply(w, bit) on random tensors of other shapes at bits 1, 3, 5, 6, 7, and on
+    one-signed vectors holding exact zeros."""
     for case, report in lab3_results(probe, expected, "lab3_random", GROUP):
         judge_ste_grid(case, report, hidden=True)
 

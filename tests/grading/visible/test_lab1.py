@@ -4,10 +4,12 @@
 A step is accepted when it matches the reference step, or when the same step run with the
 handout's ``gradient`` / ``soft_threshold`` does (so a helper's bug costs only the helper).
 """
-from gradescope_utils.autograder_utils.decorators import number, tags, visibility
+from gradescope_utils.autograder_utils.decorators import number, tags, visibility, weight
 
-from lab1_judges import (check_lab1, check_lab1_trajectory, judge_at_most_k, judge_loss,
-                    lab1_results)
+from lab1_judges import (at_handout_value, check_lab1, check_lab1_trajectory, judge_at_most_k,
+                         judge_loss, lab1_results)
+
+HANDOUT_WEIGHT = 3  # the handout's k = 2 and h = 3 against 1 for the tests at other values
 
 GROUP = "visible"
 
@@ -50,24 +52,37 @@ def test_gd_converges(probe, expected):
 
 @number("2.3.1")
 @visibility("visible")
+@weight(HANDOUT_WEIGHT)
 @tags("lab1", "projected")
 def test_projected_gd_step(probe, expected):
-    """projected_gd_step on random problems with k = 2 (default) and k = 3: the gradient step,
-    then the k largest |V| kept; inputs unchanged."""
-    check_lab1(probe, expected, "projected_gd_step", GROUP)
+    """projected_gd_step on random problems with the handout's k = 2 (the default): the
+    gradient step, then the k largest |V| kept; inputs unchanged."""
+    check_lab1(probe, expected, "projected_gd_step", GROUP, handout=True)
 
 
 @number("2.3.2")
 @visibility("visible")
+@weight(HANDOUT_WEIGHT)
 @tags("lab1", "projected")
 def test_projected_at_most_k(probe, expected):
-    """projected_gd_step's output has at most k nonzero entries (same inputs as 2.3.1)."""
+    """projected_gd_step's output has at most k = 2 nonzero entries (same inputs as 2.3.1)."""
     cases, results = lab1_results(probe, expected, "projected_gd_step", GROUP)
-    judge_at_most_k(cases, results)
+    judge_at_most_k(*at_handout_value("projected_gd_step", cases, results, handout=True))
+
+
+@number("2.3.7")
+@visibility("visible")
+@tags("lab1", "projected")
+def test_projected_other_k(probe, expected):
+    """projected_gd_step with k = 3 passed as an argument: the same checks, at most k nonzeros."""
+    check_lab1(probe, expected, "projected_gd_step", GROUP, handout=False)
+    cases, results = lab1_results(probe, expected, "projected_gd_step", GROUP)
+    judge_at_most_k(*at_handout_value("projected_gd_step", cases, results, handout=False))
 
 
 @number("2.3.3")
 @visibility("visible")
+@weight(HANDOUT_WEIGHT)
 @tags("lab1", "projected", "convergence")
 def test_projected_converges(probe, expected):
     """200 projected steps (k = 2) from W0 reach [0, -3, 0, 0, 1]."""
@@ -119,15 +134,25 @@ def test_proximal_converges(probe, expected):
 
 @number("2.6.1")
 @visibility("visible")
+@weight(HANDOUT_WEIGHT)
 @tags("lab1", "trimmed")
 def test_trimmed_step(probe, expected):
-    """trimmed_l1_step on random problems with h = 3 (default) and h = 2: only the h smallest
-    |V| are soft-thresholded; inputs unchanged."""
-    check_lab1(probe, expected, "trimmed_l1_step", GROUP)
+    """trimmed_l1_step on random problems with the handout's h = 3 (the default): only the h
+    smallest |V| are soft-thresholded; inputs unchanged."""
+    check_lab1(probe, expected, "trimmed_l1_step", GROUP, handout=True)
+
+
+@number("2.6.5")
+@visibility("visible")
+@tags("lab1", "trimmed")
+def test_trimmed_other_h(probe, expected):
+    """trimmed_l1_step with h = 2 passed as an argument: the same checks."""
+    check_lab1(probe, expected, "trimmed_l1_step", GROUP, handout=False)
 
 
 @number("2.6.2")
 @visibility("visible")
+@weight(HANDOUT_WEIGHT)
 @tags("lab1", "trimmed", "convergence")
 def test_trimmed_converges(probe, expected):
     """200 trimmed-L1 steps (tau = 0.04, h = 3) from W0 reach [0, -3, 0, 0, 1] with no bias."""

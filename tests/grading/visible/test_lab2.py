@@ -61,8 +61,9 @@ def test_finetune_keeps_zeros(probe, expected):
 @visibility("visible")
 @tags("lab2", "finetune")
 def test_finetune_without_prune_trains(probe, expected):
-    """finetune_after_prune(prune=False) on the same network: one step per batch and the weights
-    change (pruned weights may regrow)."""
+    """finetune_after_prune(prune=False) on the same network: one step per batch, the weights
+    change, and the pruned weights regrow (at least half as many per layer as in the
+    reference's epoch: momentum and weight decay give them gradient)."""
     judge_finetune(*finetune_run(probe, expected, False, GROUP))
 
 

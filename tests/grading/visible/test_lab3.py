@@ -23,7 +23,9 @@ def test_handout_vector(probe, expected):
 @visibility("visible")
 @tags("lab3", "ste")
 def test_random_tensors(probe, expected):
-    """STE.apply(w, bit) on random float32 tensors (64,), (8,4,3,3), (10,16) at bits 2, 4, 8:
+    """STE.apply(w, bit) on random float32 tensors (64,), (8,4,3,3), (10,16) at bits 2, 4, 8,
+    and on an all-positive and an all-negative vector holding exact zeros (alpha and beta span
+    every weight, the zeros included):
     at most 2**bit levels, min and max preserved, error <= alpha / (2 (2**bit - 1)), and the
     reference's values (float32 slack; one level either way at an exact rounding tie). Also
     STE.apply(w, None) returns w unchanged and STE.apply(w, 0) returns zeros."""
