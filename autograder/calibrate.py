@@ -32,7 +32,9 @@ import time
 from autograder import paths
 from autograder.calibration import (EQUAL_WITHIN, MARGIN, MIN_SEPARATION, SEPARATION_REQUIRED,
                                     calibration_path, thresholds)
-from autograder.pipelines import ITERATIVE_QAT_BITS, PTQ_BITS, QAT_BITS, SPARSE_QAT_BITS, Pipelines, Setting
+from autograder.training.budget import ITERATIVE_QAT_BITS, PTQ_BITS, QAT_BITS, SPARSE_QAT_BITS
+from autograder.training.pipelines import Pipelines
+from autograder.training.setting import Setting
 
 # -- measuring the reference ------------------------------------------------------------------
 
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     unseparated = [check for check in SEPARATION_REQUIRED if not record["checks"][check]["separated"]]
     if unseparated and not args.force:
         print(f"not written: {', '.join(unseparated)} would not tell a broken solution from a "
-              f"correct one; raise the budget (autograder/pipelines.py) or pass --force", file=sys.stderr)
+              f"correct one; raise the budget (autograder/training/budget.py) or pass --force", file=sys.stderr)
         return 1
     CALIBRATION_DIR.mkdir(parents=True, exist_ok=True)
     path = calibration_path(setting)

@@ -122,7 +122,9 @@ def probe(item: str, args) -> dict:
                 "interpreter": before}
     from autograder import paths
     paths.ensure_provided_importable()
-    from autograder.pipelines import BUDGETS, EVAL_BATCH, Setting, reference
+    from autograder.staff import reference
+    from autograder.training.budget import BUDGETS, EVAL_BATCH
+    from autograder.training.setting import Setting
     from hw4.resnet import ResNetCIFAR, load_pretrained
     from hw4.training import course_criterion, course_optimizer
     budget = BUDGETS["cpu"]

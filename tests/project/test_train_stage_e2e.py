@@ -53,7 +53,7 @@ def test_too_little_memory_stops_the_stage_with_a_staff_message_before_training(
     """Gradescope's default 768 MB cannot hold the fine-tuning: every training test says the
     grader failed (not the student), the staff log says what to change, nothing trains."""
     from autograder import machine
-    from autograder.pipelines import Pipelines
+    from autograder.training.pipelines import Pipelines
     monkeypatch.setattr(machine, "memory_limit", lambda: 768 * 2**20)
     trained = []
     monkeypatch.setattr(Pipelines, "_run", lambda self, probe, *a, **k: trained.append(probe))

@@ -3,9 +3,9 @@ the course's ResNet-20 and real images with the student's functions in the sandb
 
 Everything but the student's functions is the grader's (model, data, optimizer, criterion; a
 reference-pruned starting model where a pipeline needs one), and accuracy and sparsity are
-measured here on the weights that come back (``autograder.pipelines``). Accuracy thresholds are
-calibrated from the reference (``autograder.calibration``); a setting without a calibration fails
-every accuracy test with the command that makes one. Each pipeline runs once per session; its
+measured by trusted code on the weights that come back (``autograder.training``). Accuracy
+thresholds are calibrated from the reference (``autograder.calibration``); a setting without a
+calibration fails every accuracy test with the command that makes one. Each pipeline runs once per session; its
 tests judge the same outcome.
 """
 from __future__ import annotations
@@ -17,9 +17,12 @@ from gradescope_utils.autograder_utils.decorators import number, tags, visibilit
 from autograder.calibration import EQUAL_WITHIN, Calibration, NotCalibrated
 from autograder.checks import fail
 from autograder.memo import OutcomeMemo
-from autograder.pipelines import (ITERATIVE_QAT_BITS, PTQ_BITS, QAT_BITS, SPARSE_QAT_BITS,
-                                  SPARSITY_Q, Pipelines, Setting, distinct_values,
-                                  mask_disagreements, require_memory)
+from autograder.training.budget import (ITERATIVE_QAT_BITS, PTQ_BITS, QAT_BITS, SPARSE_QAT_BITS,
+                                        SPARSITY_Q)
+from autograder.training.judging import distinct_values, mask_disagreements, weights_moved
+from autograder.training.memory import require_memory
+from autograder.training.pipelines import Pipelines
+from autograder.training.setting import Setting
 
 TOTAL_SPARSITY_TOLERANCE = 1e-4  # 3.5, 4.5: one global threshold hits 80% to a few weights
 LAYER_SPARSITY_TOLERANCE = 1e-3  # 3.4: or one weight, in layers too small to hit 80% closer
@@ -69,8 +72,7 @@ def require_training(what: str, start: dict, outcome, function: str) -> None:
     weights, which recovers much of a brief budget's accuracy. A step moves weights; none moved
     means none was taken.
     """
-    state = outcome.state
-    if start and not any(np.any(state[f"{name}.weight"] != weight) for name, weight in start.items()):
+    if start and not weights_moved(start, outcome.state):
         fail(f"{what}: fine-tuning left every prunable weight exactly as it was. Does "
              f"`{function}` call `optimizer.step()` after `loss.backward()`?")
 
