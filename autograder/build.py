@@ -146,11 +146,12 @@ def starting_models_entry() -> dict[str, bytes]:
     import tempfile
 
     from autograder import stand_ins
-    from autograder.pipelines import Pipelines, Setting, file_digest
+    from autograder.training.measure import starting_states
+    from autograder.training.setting import file_digest
 
-    setting = Setting.resolve(None, None, device="cpu")
-    pipelines = Pipelines(None, setting)
-    states = {"layerwise": pipelines.pruned_state, "global": pipelines.global_pruned_state}
+    paths.ensure_provided_importable()
+    built = starting_states({"checkpoint": None})  # trusted: the build runs no student code
+    states = {"layerwise": built["pruned"], "global": built["global_pruned"]}
     with tempfile.TemporaryDirectory() as folder:
         path = stand_ins.write_starting_models(states, file_digest(None),
                                                Path(folder) / stand_ins.STARTING_MODELS.name)

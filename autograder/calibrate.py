@@ -3,7 +3,7 @@
     python -m autograder calibrate --data ../shared/hw4-data/cifar10_jpeg_q75.npz \\
         --checkpoint ../shared/hw4-data/pretrained_model.pt --device cpu --seeds 3
 
-Runs every training-stage pipeline (``autograder.pipelines``) with the reference as the
+Runs every training-stage pipeline (``autograder.training``) with the reference as the
 submission, through the same sandbox, once per seed (the seed moves the data order and the
 augmentation), and writes ``fixtures/calibration/<dataset>-<device type>-<budget>.json``:
 
@@ -32,7 +32,9 @@ import time
 from autograder import paths
 from autograder.calibration import (EQUAL_WITHIN, MARGIN, MIN_SEPARATION, SEPARATION_REQUIRED,
                                     calibration_path, thresholds)
-from autograder.pipelines import ITERATIVE_QAT_BITS, PTQ_BITS, QAT_BITS, SPARSE_QAT_BITS, Pipelines, Setting
+from autograder.training.budget import ITERATIVE_QAT_BITS, PTQ_BITS, QAT_BITS, SPARSE_QAT_BITS
+from autograder.training.pipelines import Pipelines
+from autograder.training.setting import Setting
 
 # -- measuring the reference ------------------------------------------------------------------
 
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     unseparated = [check for check in SEPARATION_REQUIRED if not record["checks"][check]["separated"]]
     if unseparated and not args.force:
         print(f"not written: {', '.join(unseparated)} would not tell a broken solution from a "
-              f"correct one; raise the budget (autograder/pipelines.py) or pass --force", file=sys.stderr)
+              f"correct one; raise the budget (autograder/training/budget.py) or pass --force", file=sys.stderr)
         return 1
     CALIBRATION_DIR.mkdir(parents=True, exist_ok=True)
     path = calibration_path(setting)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import paths
-from autograder.pipelines import QAT_BITS, Setting
+from autograder.training.budget import QAT_BITS
+from autograder.training.setting import Setting
 
 CALIBRATION_DIR = paths.FIXTURES_DIR / "calibration"
 MARGIN = 0.03          # accuracy a correct solution may lose against the reference's worst seed

@@ -61,7 +61,7 @@ def check_calibrated(data: Path, checkpoint: Path | None) -> str:
     if not data.is_file():
         raise ValueError(f"{data}: --data must be a dataset file (.npz), which the zip can hold")
     from autograder.calibration import Calibration
-    from autograder.pipelines import Setting
+    from autograder.training.setting import Setting
 
     setting = Setting.resolve(str(data), str(checkpoint) if checkpoint else None, device="cpu")
     return Calibration.load(setting).key

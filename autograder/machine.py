@@ -7,6 +7,7 @@ a stage that cannot fit says so before it starts, instead of being killed halfwa
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 NO_LIMIT = 1 << 60  # cgroup v1 writes "no limit" as a huge number near 2**63
@@ -81,7 +82,9 @@ def resolve_device(device: str) -> str:
     a GPU, else ``"cpu"``; ``"cpu"`` and ``"cuda[:N]"`` stay as given. The one place "auto" is
     decided (the plugin, the sandbox, the training stage and ``evaluate`` ask it)."""
     if device == "auto":
-        import torch  # only here: the unit stage's grading process needs no torch otherwise
+        if not _gpu_device_nodes():
+            return "cpu"  # without torch: the grading process never needs it otherwise
+        import torch  # only where a GPU may be there to find
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device != "cpu" and not device.startswith("cuda"):
@@ -89,3 +92,12 @@ def resolve_device(device: str) -> str:
 
         raise GraderError(f"unknown device {device!r}")
     return device
+
+
+def _gpu_device_nodes() -> bool:
+    """Whether this machine shows a GPU's device nodes (NVIDIA's, or ROCm's ``/dev/kfd``), and
+    ``CUDA_VISIBLE_DEVICES`` does not hide every device: where it does not, torch can see no GPU."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        return False
+    return Path("/dev/nvidiactl").exists() or Path("/dev/kfd").exists() or \
+        any(Path("/dev").glob("nvidia[0-9]*"))

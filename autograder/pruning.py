@@ -17,7 +17,7 @@ The accepted numbers of zeros follow: from #(|w| < band) to #(|w| <= band).
 
 One layer (``autograder.checks.check_pruned``), a global prune in the unit stage
 (``judge_global`` in tests/grading/lab2_judges.py) and the training stage's global prune
-(``autograder.pipelines.mask_disagreements``) are all judged by ``review_mask``; the
+(``autograder.training.judging.mask_disagreements``) are all judged by ``review_mask``; the
 callers word the messages. Whether the kept weights kept their values is the callers' check too:
 it is about values, not about the mask.
 """

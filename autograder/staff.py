@@ -3,7 +3,7 @@
 ``reference("lab2")`` imports ``reference/lab2.py`` under the private name
 ``hw4_reference_lab2``, so it never meets the student's modules (``lab2`` in a sandbox child,
 or anything named ``reference`` a submission could bring). Used by the expected values'
-generator (``autograder.fixtures``), the training stage (``autograder.pipelines``),
+generator (``autograder.fixtures``), the training stage's trusted measurements (``autograder.training.measure``),
 ``evaluate`` and the hidden True/False tests (the instructor's key). Never imported by a
 sandbox child: the reference is one of the sandbox's secrets.
 """

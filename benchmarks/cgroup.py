@@ -82,3 +82,11 @@ class CgroupV1:
     def failures(self) -> int:
         """How often a charge hit the limit (``memory.failcnt``), each answered by reclaim or a kill."""
         return int((self.memory_dir / "memory.failcnt").read_text())
+
+    def throttled(self) -> tuple[int, int]:
+        """(periods the cpu quota throttled, periods in all) from ``cpu.stat``; (0, 0) without
+        a cpu group."""
+        if self.cpu_dir is None:
+            return 0, 0
+        stat = dict(line.split() for line in (self.cpu_dir / "cpu.stat").read_text().splitlines())
+        return int(stat.get("nr_throttled", 0)), int(stat.get("nr_periods", 0))

@@ -9,8 +9,11 @@ memory group, and cpu group, with a tier's limits: ``default`` is Gradescope's d
 (768 MB, half a CPU: ``cpu.cfs_quota_us`` 50000 of 100000), ``1.5gb`` the next (1.5 GB, 1 CPU).
 Prints the cgroup's peak charge (``memory.max_usage_in_bytes``, page cache included) and its
 peak working set (usage less inactive page cache, what the kernel cannot reclaim before
-killing), the peak PSS of each kind of process and of all of them together, out-of-memory kills,
-wall time, the score and any test that did not pass.
+killing), the peak PSS of each kind of process (the grading process, the sandbox's zygote, a
+sandbox call, a trusted measurement: a fork of the zygote that kept root) and of all of them
+together, out-of-memory kills, wall time, the CPU seconds of every process with the quota's
+throttling (on a shared machine the wall time is the load's as much as the grade's), the score
+and any test that did not pass.
 
 Then, unless ``--no-breakdown``, a table of where the memory goes, each item measured by a small
 probe in a fresh interpreter of the same venv: the interpreter, torch's import, the model,
@@ -32,10 +35,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.cgroup import CgroupV1  # noqa: E402
-from benchmarks.measure import TreeSampler  # noqa: E402
+from benchmarks.measure import TreeSampler, cpu_seconds  # noqa: E402
 
 TIERS = {"default": (768 * 10**6, 0.5), "1.5gb": (1500 * 10**6, 1.0)}
-ROLES = ("grading process", "zygote / trusted helpers", "sandbox call")
+ROLES = ("grading process", "sandbox zygote", "sandbox call", "trusted measurement")
+
+
+def _role_of(process, depth: int) -> str | None:
+    """A fork of the zygote that kept the zygote's uid is a trusted measurement
+    (``Sandbox.run_trusted``); a sandbox call runs as the sandbox user (as root) or is told
+    apart by nothing else, and keeps its depth's role."""
+    if depth != 2:
+        return None
+    try:
+        parent = process.parent()
+        same_uid = parent is not None and process.uids().real == parent.uids().real
+    except Exception:  # psutil.Error: it ended while we looked
+        return None
+    return ROLES[3] if same_uid and process.uids().real == 0 else None
 MB = 10**6
 MiB = 2**20
 
@@ -49,13 +66,16 @@ def grade(args, results: Path) -> dict:
         if getattr(args, option):
             command += [f"--{option.replace('_', '-')}", getattr(args, option)]
     with CgroupV1("hw4grade", memory=memory, cpus=cpus) as group:
+        cpu_started = cpu_seconds()
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=ROOT, preexec_fn=group.enter,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        with TreeSampler(process.pid, ROLES, also=group.working_set) as sampler:
+        with TreeSampler(process.pid, ROLES, also=group.working_set, role_of=_role_of) as sampler:
             _, stderr = process.communicate()
         wall = time.perf_counter() - started
-        measured = {"tier": args.tier, "limit": memory, "cpus": cpus, "wall": wall,
+        cpu = cpu_seconds() - cpu_started  # the grade and every descendant: all were waited for
+        measured = {"tier": args.tier, "limit": memory, "cpus": cpus, "wall": wall, "cpu": cpu,
+                    "throttled": group.throttled(), "load": os.getloadavg(),
                     "exit": process.returncode, "max_usage": group.max_usage(),
                     "working_set": sampler.peak_also, "pss_total": sampler.peak_total,
                     "pss_by_role": sampler.peak_by_role, "pss_at_peak": sampler.at_peak,
@@ -80,6 +100,10 @@ def print_grade(m: dict) -> None:
           f"(machine shared: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f})")
     print(f"  wall {m['wall']:.1f} s, exit {m['exit']}, score {m['score']} "
           f"(max {m['max_score']:g}, {m['tests']} tests), not passed: {len(m['not_passed'])}")
+    print(f"  CPU {m['cpu']:.1f} s, all processes; on {m['cpus']} CPU at its full share that is "
+          f"{m['cpu'] / m['cpus']:.0f} s of wall time (periods throttled by the quota: "
+          f"{m['throttled'][0]} of {m['throttled'][1]}; fewer mean the shared machine, not the "
+          f"quota, set the pace)")
     for name in m["not_passed"][:20]:
         print(f"    {name}")
     print(f"  cgroup peak charge (max_usage_in_bytes) {m['max_usage'] / MB:7.0f} MB "
@@ -122,7 +146,9 @@ def probe(item: str, args) -> dict:
                 "interpreter": before}
     from autograder import paths
     paths.ensure_provided_importable()
-    from autograder.pipelines import BUDGETS, EVAL_BATCH, Setting, reference
+    from autograder.staff import reference
+    from autograder.training.budget import BUDGETS, EVAL_BATCH
+    from autograder.training.setting import Setting
     from hw4.resnet import ResNetCIFAR, load_pretrained
     from hw4.training import course_criterion, course_optimizer
     budget = BUDGETS["cpu"]

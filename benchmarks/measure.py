@@ -65,15 +65,18 @@ class TreeSampler(_Sampling):
     """Samples the PSS of every process under ``root_pid`` in a thread, by role.
 
     A process's role is its depth under the root: ``roles[0]`` the root itself, ``roles[1]`` its
-    children, and so on (the last role for anything deeper). Keeps each role's peak (one process
+    children, and so on (the last role for anything deeper), unless ``role_of(process, depth)``
+    names another (it returns a role, or None for the depth's). Keeps each role's peak (one process
     of that role at a time, the largest), the peak of the sum over every process and what each
     role held at that moment (``at_peak``; ``private_at_peak``: its pages no other process maps,
     what that role alone would free), and calls
     ``also()`` at every sample (e.g. to read a cgroup's usage), keeping the largest value.
     """
 
-    def __init__(self, root_pid: int, roles: tuple[str, ...], also=None, interval: float = 0.1):
+    def __init__(self, root_pid: int, roles: tuple[str, ...], also=None, interval: float = 0.1,
+                 role_of=None):
         self.root_pid, self.roles, self.also, self.interval = root_pid, roles, also, interval
+        self.role_of = role_of
         self.peak_by_role = {role: 0 for role in roles}
         self.peak_total, self.peak_also = 0, 0
         self.at_peak: dict[str, int] = {}  # {role: summed PSS} at the moment of peak_total
@@ -103,7 +106,9 @@ class TreeSampler(_Sampling):
             except psutil.Error:
                 continue
             pss = getattr(info, "pss", info.rss)
-            role = self.roles[min(depth, len(self.roles) - 1)]
+            role = (self.role_of(process, depth) if self.role_of else None) or \
+                self.roles[min(depth, len(self.roles) - 1)]
+            self.peak_by_role.setdefault(role, 0)
             self.peak_by_role[role] = max(self.peak_by_role[role], pss)
             by_role[role] = by_role.get(role, 0) + pss
             private[role] = private.get(role, 0) + info.uss

@@ -33,8 +33,9 @@ import torch  # noqa: E402
 from benchmarks.measure import MemorySampler, cpu_seconds  # noqa: E402
 
 from autograder import paths  # noqa: E402
-from autograder.pipelines import (ITERATIVE_QAT_BITS, QAT_BITS, SPARSE_QAT_BITS, Pipelines,  # noqa: E402
-                                  Setting)
+from autograder.training.budget import ITERATIVE_QAT_BITS, QAT_BITS, SPARSE_QAT_BITS  # noqa: E402
+from autograder.training.pipelines import Pipelines  # noqa: E402
+from autograder.training.setting import Setting  # noqa: E402
 
 paths.ensure_provided_importable()
 from hw4.data import Dataset, train_loader  # noqa: E402
@@ -115,7 +116,6 @@ def main() -> int:
                   f"{memory.peak_rss / 2**20:.0f} MiB, PSS sum {memory.peak_pss / 2**20:.0f} MiB")
         short = dataclasses.replace(setting.budget, masked_batches=args.batches)
         probe = Pipelines(sandbox, dataclasses.replace(setting, budget=short))
-        probe.pretrained_state = pipelines.pretrained_state  # share the loaded checkpoint
         harness_runs, bare_runs = [], []
         for _ in range(args.repeats):
             harness_runs.append(probe.masked_finetune().seconds)

@@ -2,7 +2,7 @@
 functions, on the grader's own model, data, optimizer and criterion, and return the trained
 weights as plain arrays, with what was observed between optimizer steps.
 
-Inputs every training probe shares (built by ``autograder.pipelines``):
+Inputs every training probe shares (built by ``autograder.training.pipelines``):
 - ``state``: the starting network, a state dict of ndarrays (the 128 entries of ResNet-20);
 - ``x_train`` uint8 (N, 32, 32, 3), ``y_train`` int64 (N,): the images the trainloader draws from;
 - ``batch_size``, ``seed``, ``device`` ("cpu" or "cuda").
@@ -13,7 +13,7 @@ once more when the loop asks past the last one), so a probe can look at the netw
 The notebook global ``device`` of the student's modules is set to the grader's device, so the
 student's ``.to(device)`` and the grader's model agree.
 
-Nothing here judges: trusted code (``autograder.pipelines``) measures accuracy and sparsity on
+Nothing here judges: trusted code (``autograder.training.pipelines``) measures accuracy and sparsity on
 the returned weights and decides.
 """
 from __future__ import annotations

@@ -1,11 +1,15 @@
 """What a forked sandbox child does: confine itself, run one probe, write the result, exit.
 
+A trusted call (``run_trusted``) is the other kind of child: the grader's own measurement,
+unconfined, in a fork of the same zygote (which holds torch already but no student code).
+
 ``run_call`` runs right after the zygote's fork and never returns: it leaves with ``os._exit``
 (no atexit handler, no buffered stdio of the zygote, no finalizer ever runs). The result is a
 wire message in the call directory, in the call protocol of ``autograder.probes.outcome``.
 """
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -22,6 +26,9 @@ from autograder.sandbox import limits as limits_module
 from autograder.sandbox import mounts, secrets, wire
 
 EXIT_SETUP_FAILED = 70
+# The grader's own code a trusted call may run (``run_trusted``): each module names its
+# functions in ``TRUSTED_FUNCTIONS``.
+TRUSTED_MODULES = ("autograder.training.measure",)
 OUTPUT_FILE = "output.txt"
 RUNNING_FILE = "running.txt"
 
@@ -135,6 +142,41 @@ def run_call(setup: Setup, request: dict) -> None:
         except BaseException as error:
             message = classify(error, request["device"])
         _write_result(call_dir, message)
+        exit_code = 0
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(exit_code)
+
+
+def run_trusted(setup: Setup, request: dict) -> None:
+    """Serve a trusted request in the freshly forked child; never returns.
+
+    ``request["trusted"]`` names one of the grader's own functions ("module:function" of
+    ``TRUSTED_MODULES``); it runs unconfined, as the zygote's user, so that it reads what calls
+    may not (the reference, the checkpoint). No student code is in this process: the zygote
+    never imports any. Its result is a call-protocol message in the call directory; any
+    failure is the grader's.
+    """
+    exit_code = EXIT_SETUP_FAILED
+    call_dir = Path(request["call_dir"])
+    try:
+        os.setsid()
+        os.chdir(call_dir)
+        _redirect_output(call_dir)
+        module_name, _, name = str(request["trusted"]).partition(":")
+        module = importlib.import_module(module_name) if module_name in TRUSTED_MODULES else None
+        if module is None or name not in getattr(module, "TRUSTED_FUNCTIONS", ()):
+            raise ValueError(f"not a trusted function: {request['trusted']!r}")
+        inputs = wire.read(call_dir, "in", max_bytes=setup.limits.max_result_bytes) or {}
+        import torch
+        torch.set_num_threads(max(1, int(request["threads"])))
+        message = success(getattr(module, name)(inputs))
+    except BaseException:
+        message = failure("grader", f"the grader's measurement {request.get('trusted')!r} failed",
+                          traceback.format_exc())
+    try:
+        wire.write(call_dir, message)
         exit_code = 0
         sys.stdout.flush()
         sys.stderr.flush()

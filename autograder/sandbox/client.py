@@ -390,6 +390,35 @@ class Sandbox:
         finally:
             shutil.rmtree(call_dir, ignore_errors=True)
 
+    def run_trusted(self, function: str, inputs: dict, *, timeout: float,
+                    threads: int = 1) -> ProbeResult:
+        """Run the grader's own ``function`` ("module:name", one of ``child.TRUSTED_MODULES``'
+        ``TRUSTED_FUNCTIONS``) on ``inputs`` in a fresh fork of the zygote, unconfined.
+
+        The fork shares the zygote's torch, so a measurement costs only what it allocates, and
+        the calling process needs no torch of its own. Every failure (an exception, a death,
+        the clock) is the grader's: GraderError, with the child's output.
+        """
+        self.start()
+        self._calls += 1
+        call_dir = self._base / f"trusted-{self._calls}"
+        call_dir.mkdir(mode=0o700)
+        try:
+            wire.write(call_dir, inputs, stem="in")
+            request = {"trusted": function, "probe": function, "call_dir": str(call_dir),
+                       "timeout": timeout, "threads": threads, "seed": 0, "device": self.device}
+            started = time.monotonic()
+            timed_out, status, _ = self._wait_for_child(request, started)
+            elapsed = time.monotonic() - started
+            output = self._read_output(call_dir)
+            message = None if timed_out else wire.read(call_dir, max_bytes=self.limits.max_result_bytes)
+            if not well_formed(message):
+                why = f"did not finish within {timeout:g} s" if timed_out else f"ended ({status}) without a result"
+                raise GraderError(f"the grader's measurement {function} {why}\n{output[-2000:]}")
+            return decode(message, output, elapsed)
+        finally:
+            shutil.rmtree(call_dir, ignore_errors=True)
+
     def run_batch(self, calls: Sequence[Call], *, threads: int = 1,
                   seed: int = 0) -> list[ProbeResult | SubmissionError | GraderError]:
         """Run ``calls`` in one child (the ``batch.run`` probe re-imports the student modules

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, TensorDataset
+
+# torch is imported by the loaders only: loading a data set is NumPy's, so a process that only
+# holds data (the grader's, while a sandbox child trains) never pays for torch.
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2023, 0.1994, 0.2010)
@@ -251,6 +252,7 @@ def load_dataset(source=None) -> Dataset:
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 (B, 32, 32, 3) NHWC -> float32 (B, 3, 32, 32), scaled to [0, 1] then normalized
     with the course's per-channel mean and std. Returns a new tensor."""
+    import torch
     x = images.permute(0, 3, 1, 2).float().div_(255)  # (B, 3, 32, 32)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
@@ -260,6 +262,7 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
 def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
     """RandomCrop(32, padding) with zero fill, then a horizontal flip with probability 1/2, per
     image, drawn from ``generator``. uint8 (B, H, W, C) in, a new (B, H, W, C) out."""
+    import torch
     b, h, w, _ = images.shape
     padded = torch.nn.functional.pad(images, (0, 0, padding, padding, padding, padding))  # (B, H+2p, W+2p, C)
     top = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
@@ -280,6 +283,7 @@ class _Collate:
         self.generator = generator
 
     def __call__(self, pairs):
+        import torch
         images = torch.stack([image for image, _ in pairs])  # (B, 32, 32, 3) uint8
         labels = torch.stack([label for _, label in pairs])  # (B,) int64
         if self.augment:
@@ -288,6 +292,8 @@ class _Collate:
 
 
 def _tensors(x: np.ndarray, y: np.ndarray, limit: int | None) -> TensorDataset:
+    import torch
+    from torch.utils.data import TensorDataset
     if limit is not None:
         x, y = x[:limit], y[:limit]
     return TensorDataset(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y).long())
@@ -302,6 +308,8 @@ def train_loader(ds: Dataset, batch_size: int = 256, augment: bool = True, seed:
     a fresh loader with the same seed yields the same batches; successive epochs of one loader
     differ, as they should.
     """
+    import torch
+    from torch.utils.data import DataLoader
     shuffle = torch.Generator().manual_seed(seed)
     augmentation = torch.Generator().manual_seed(seed + 1) if augment else None
     return DataLoader(_tensors(ds.x_train, ds.y_train, limit), batch_size=batch_size,
@@ -311,5 +319,6 @@ def train_loader(ds: Dataset, batch_size: int = 256, augment: bool = True, seed:
 
 def test_loader(ds: Dataset, batch_size: int = 100, limit: int | None = None) -> DataLoader:
     """Test batches in order, normalized, not augmented; ``limit``: the first ``limit`` images."""
+    from torch.utils.data import DataLoader
     return DataLoader(_tensors(ds.x_test, ds.y_test, limit), batch_size=batch_size,
                       shuffle=False, num_workers=0, collate_fn=_Collate(False, None))

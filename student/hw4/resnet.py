@@ -19,19 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-_HERE = Path(__file__).resolve().parent
-# The embedded checkpoint (trained on the embedded data set by scripts/train_embedded.py) lives
-# in fixtures/embedded/ of the repository; the handout carries a copy in hw4/embedded/.
-EMBEDDED_CHECKPOINT_CANDIDATES = (_HERE / "embedded" / "checkpoint.pt",
-                                  _HERE.parent.parent / "fixtures" / "embedded" / "checkpoint.pt")
-
-
-def embedded_checkpoint() -> Path:
-    """Where the embedded checkpoint is, in the handout or in the repository."""
-    for candidate in EMBEDDED_CHECKPOINT_CANDIDATES:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError("no embedded checkpoint at " + " or ".join(map(str, EMBEDDED_CHECKPOINT_CANDIDATES)))
+from hw4.checkpoint import EMBEDDED_CHECKPOINT_CANDIDATES, embedded_checkpoint  # noqa: F401  (re-exported)
 
 
 def _student_ste():

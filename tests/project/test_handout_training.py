@@ -63,19 +63,24 @@ def test_grading_runs_on_the_cpu_by_default(handout):
 
 
 STAND_IN_PROBE = """
-import json, sys
-from autograder import stand_ins
+import json
+from autograder import paths, stand_ins
 from autograder.calibration import Calibration
 from autograder.errors import StudentException
-from autograder.pipelines import Pipelines, Setting, file_digest
+from autograder.training import measure
+from autograder.training.setting import Setting
+paths.ensure_provided_importable()
 setting = Setting.resolve(None, None, device="cpu")
-pipelines = Pipelines(None, setting)
 report = {"in_handout": stand_ins.in_handout(), "ptq4": Calibration.load(setting).ptq[4]}
-for kind in stand_ins.KINDS:
-    state = stand_ins.starting_state(kind, file_digest(None))
-    report[kind] = {k: float((v == 0).mean()) for k, v in state.items() if k.endswith(".conv.weight") and "id_mapping" not in k}
+states = measure.starting_states({"checkpoint": None})
+for kind, key in (("layerwise", "pruned"), ("global", "global_pruned")):
+    report[kind] = {k: float((v == 0).mean()) for k, v in states[key].items()
+                    if k.endswith(".conv.weight") and "id_mapping" not in k}
+x_test, y_test = setting.test_split()
 try:
-    report["accuracy4"] = pipelines.accuracy(pipelines.pretrained_state, Nbits=4)
+    report["accuracy4"] = measure.accuracies({
+        "networks": [{"state": states["pretrained"], "Nbits": 4, "keep_zeros": False}],
+        "x_test": x_test, "y_test": y_test, "device": "cpu"})["accuracies"][0]
 except StudentException as error:
     report["error"] = str(error)
 print(json.dumps(report))

@@ -57,3 +57,18 @@ def test_a_limit_above_the_ram_is_the_ram(tmp_path):
 
 def test_nothing_readable_is_unknown(tmp_path):
     assert memory_limit(tmp_path / "no-proc", tmp_path / "no-cgroup") is None
+
+
+def test_auto_device_without_a_visible_gpu_is_cpu_and_imports_no_torch():
+    """The grading process asks for "auto" on Gradescope; where no GPU can be seen, finding that
+    out must not cost it torch's import (some 200 MB, held for the whole grade)."""
+    import os
+    import subprocess
+    import sys
+    from autograder import paths
+    code = ("import sys; from autograder.machine import resolve_device; "
+            "print(resolve_device('auto'), 'torch' in sys.modules)")
+    ran = subprocess.run([sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True,
+                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, timeout=60)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.split() == ["cpu", "False"]

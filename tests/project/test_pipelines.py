@@ -1,4 +1,4 @@
-"""The training stage's pipelines and calibration (autograder.pipelines, autograder.calibration).
+"""The training stage's pipelines and calibration (autograder.training, autograder.calibration).
 
 Pure parts (sparsity, the global-prune pattern check, thresholds, refusing a missing or stale
 calibration) run on small arrays. The sandboxed pipelines run on a tiny budget (a few batches of
@@ -15,16 +15,21 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import calibration, paths, pipelines
-from autograder.errors import GraderError
+from autograder import calibration, paths
 from autograder.calibration import Calibration, NotCalibrated, thresholds
-from autograder.pipelines import (Budget, Pipelines, Setting, distinct_values, mask_disagreements,
-                                  reference, sparsity)
+from autograder.errors import GraderError
+from autograder.staff import reference
+from autograder.training.budget import BUDGETS, Budget
+from autograder.training.judging import distinct_values, mask_disagreements, sparsity, weights_moved
+from autograder.training.memory import STAGE_MEMORY, require_memory
+from autograder.training.pipelines import Pipelines
+from autograder.training.setting import Setting
 
 paths.ensure_provided_importable()
 from hw4.data import Dataset, generate_shapes  # noqa: E402
 from hw4.resnet import ResNetCIFAR, prunable_layers  # noqa: E402
 
+PRUNABLE = [name for name, _ in prunable_layers(ResNetCIFAR(20))]
 TINY = Budget("tiny", batch_size=16, train_images=64, test_images=40, masked_batches=2,
               qat_batches=2, sparse_qat_batches=2, epochs=11, batches_per_epoch=1, threads=1)
 
@@ -51,7 +56,7 @@ def test_sparsity_counts_exact_zeros_of_prunable_layers_only():
     state = random_state()
     state["head_conv.0.conv.weight"][:8] = 0  # 8 of 16 filters: half of the layer
     state["body_op.3.id_mapping.0.conv.weight"][:] = 0  # not prunable: must not count
-    layers, total = sparsity(state)
+    layers, total = sparsity(state, PRUNABLE)
     assert len(layers) == 20
     assert layers["head_conv.0.conv"] == 0.5
     assert layers["final_fc.linear"] == 0.0
@@ -220,6 +225,69 @@ def test_broken_solutions_are_observed(tiny_setting, tmp_path):
         assert sparse.observed["forward_zeros_lost"][0] > 0
 
 
+@pytest.mark.slow
+def test_fine_tuning_without_a_step_moves_no_weight_and_the_reference_moves_some(
+        tiny_setting, tmp_path, reference_run):
+    """What the accuracy checks of 3.3-3.5 add (``require_training``): a loop without
+    ``optimizer.step()`` leaves every prunable weight as it started, bit for bit."""
+    from autograder.sandbox import Sandbox
+    submission = _broken_reference(tmp_path, {"lab2.py": [("        optimizer.step()\n", "")]})
+    pruned = reference_run["pipelines"].pruned_state
+    start = {name: pruned[f"{name}.weight"] for name in PRUNABLE}
+    assert weights_moved(start, reference_run["masked"].state) > 0
+    with Sandbox(submission, device="cpu") as sandbox:
+        assert weights_moved(start, Pipelines(sandbox, tiny_setting).masked_finetune().state) == 0
+
+
+@pytest.mark.slow
+def test_trusted_measurement_is_the_in_process_evaluation(reference_run, tiny_setting):
+    """The accuracy measured in the zygote's trusted fork is the one this process gets from
+    the same network, test images and reference STE (the calibrations rely on it)."""
+    from hw4.data import test_loader
+    from hw4.training import evaluate
+    pipelines = reference_run["pipelines"]
+    outcome = reference_run["sparse"]
+    net = ResNetCIFAR(20, Nbits=4, ste=reference("lab3").STE, keep_zeros=True)
+    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in outcome.state.items()})
+    torch.set_num_threads(TINY.threads)
+    here = evaluate(net, test_loader(tiny_setting.dataset, limit=TINY.test_images))
+    assert outcome.accuracy == here
+    assert pipelines.prunable == PRUNABLE
+    assert pipelines.accuracies([(outcome.state, 4, True), (pipelines.pruned_state, None, False)])[0] == here
+
+
+@pytest.mark.slow
+def test_the_grading_process_never_imports_torch_for_the_training_stage(tmp_path):
+    """Starting models, training and accuracy all happen in other processes (the sandbox's
+    zygote and its forks): the process that judges holds NumPy and the data only."""
+    import subprocess
+    import sys
+    torch.manual_seed(0)
+    torch.save(ResNetCIFAR(20).state_dict(), tmp_path / "random.pt")
+    code = f"""if True:
+        import sys
+        from autograder import paths
+        from autograder.sandbox import Sandbox
+        from autograder.training.pipelines import Pipelines
+        from autograder.training.budget import Budget
+        from autograder.training.setting import Setting
+        paths.ensure_provided_importable()
+        from hw4.data import Dataset, generate_shapes
+        (x_train, y_train), (x_test, y_test) = generate_shapes(8, seed=1), generate_shapes(4, seed=2)
+        dataset = Dataset("tiny-shapes", x_train, y_train, x_test, y_test, tuple("abcdefghij"))
+        setting = Setting(dataset, {str(tmp_path / "random.pt")!r}, "cpu", Budget(**{dataclasses.asdict(TINY)!r}))
+        with Sandbox(paths.REFERENCE_DIR, device="cpu") as sandbox:
+            pipelines = Pipelines(sandbox, setting)
+            accuracy = pipelines.masked_finetune().accuracy
+            pipelines.post_training_quantization()
+        print("torch" in sys.modules, 0 <= accuracy <= 1)
+    """
+    ran = subprocess.run([sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stdout.split()[-2:] == ["False", "True"]
+
+
 def test_calibration_key_names_dataset_device_type_and_budget(tiny_setting):
     assert tiny_setting.key == "tiny-shapes-cpu-tiny"
     assert dataclasses.replace(tiny_setting, device="cuda:1").key == "tiny-shapes-cuda-tiny"
@@ -232,7 +300,7 @@ def test_setting_keeps_copies_of_the_prefixes_its_budget_uses(tmp_path, monkeypa
     path = tmp_path / "data.npz"
     np.savez(path, x_train=x, y_train=y, x_test=x[::-1], y_test=y[::-1],
              classes=np.array([str(i) for i in range(10)]))
-    monkeypatch.setitem(pipelines.BUDGETS, "cpu", dataclasses.replace(TINY, train_images=20,
+    monkeypatch.setitem(BUDGETS, "cpu", dataclasses.replace(TINY, train_images=20,
                                                                       test_images=10))
     dataset = Setting.resolve(path, device="cpu").dataset
     assert dataset.x_train.shape == (20, 32, 32, 3) and dataset.x_test.shape == (10, 32, 32, 3)
@@ -252,7 +320,7 @@ def test_release_free_memory_returns_the_heaps_free_pages():
     import sys
     code = """if True:
         import numpy as np, psutil
-        from autograder.pipelines import release_free_memory
+        from autograder.training.memory import release_free_memory
         process = psutil.Process()
         freed, live = [], []
         for _ in range(1600):  # 100 MiB in 64 KiB blocks, each followed by a small live one
@@ -272,10 +340,10 @@ def test_release_free_memory_returns_the_heaps_free_pages():
 
 def test_training_stage_refuses_a_machine_too_small_with_what_to_change(tiny_setting):
     cpu = dataclasses.replace(tiny_setting, device="cpu")
-    with pytest.raises(GraderError, match=r"768 MiB.*1\.5 GB or more.*HW4_STAGE=unit"):
-        pipelines.require_memory(cpu, limit=768 * 2**20)
-    pipelines.require_memory(cpu, limit=pipelines.STAGE_MEMORY["cpu"])
-    pipelines.require_memory(cpu, limit=int(1.5e9))  # Gradescope's 1.5 GB setting fits
+    with pytest.raises(GraderError, match=r"0\.65 GiB.*512 MiB.*default 768 MB.*HW4_STAGE=unit"):
+        require_memory(cpu, limit=512 * 2**20)
+    require_memory(cpu, limit=STAGE_MEMORY["cpu"])
+    require_memory(cpu, limit=int(768e6))  # Gradescope's default fits
 
 
 # -- the committed calibrations match the data they were measured on ---------------------------

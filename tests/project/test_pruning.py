@@ -13,7 +13,7 @@ import torch
 
 from autograder.checks import WrongAnswer, check_pruned
 from autograder.paths import GRADING_TESTS_DIR
-from autograder.pipelines import mask_disagreements
+from autograder.training.judging import mask_disagreements
 from autograder.pruning import review_mask, threshold_band
 
 sys.path.insert(0, str(GRADING_TESTS_DIR))

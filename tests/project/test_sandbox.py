@@ -218,6 +218,18 @@ def test_values_round_trip_with_dtypes_and_nesting(sandbox):
     np.testing.assert_array_equal(values["nested"]["list"][4][0], np.ones(2))
 
 
+def test_a_trusted_call_runs_only_the_graders_listed_functions(sandbox):
+    """``run_trusted`` forks the zygote without confinement, so it must refuse anything but the
+    functions ``child.TRUSTED_MODULES`` list; a failure there is the grader's, never the student's."""
+    for function in ("os:system", "autograder.training.measure:_deterministic",
+                     "autograder.training.measure"):
+        with pytest.raises(GraderError, match="not a trusted function"):
+            sandbox.run_trusted(function, {"command": "true"}, timeout=30)
+    with pytest.raises(GraderError, match="starting_states"):  # the grader's own function fails
+        sandbox.run_trusted("autograder.training.measure:starting_states",
+                            {"checkpoint": "/nonexistent.pt"}, timeout=60)
+
+
 def test_student_function_result_and_output_come_back(sandbox):
     result = call(sandbox, "double", np.arange(3.0))
     np.testing.assert_array_equal(result.values["value"], [0.0, 2.0, 4.0])

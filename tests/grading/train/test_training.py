@@ -3,9 +3,9 @@ the course's ResNet-20 and real images with the student's functions in the sandb
 
 Everything but the student's functions is the grader's (model, data, optimizer, criterion; a
 reference-pruned starting model where a pipeline needs one), and accuracy and sparsity are
-measured here on the weights that come back (``autograder.pipelines``). Accuracy thresholds are
-calibrated from the reference (``autograder.calibration``); a setting without a calibration fails
-every accuracy test with the command that makes one. Each pipeline runs once per session; its
+measured by trusted code on the weights that come back (``autograder.training``). Accuracy
+thresholds are calibrated from the reference (``autograder.calibration``); a setting without a
+calibration fails every accuracy test with the command that makes one. Each pipeline runs once per session; its
 tests judge the same outcome.
 """
 from __future__ import annotations
@@ -18,9 +18,12 @@ from autograder import pictures, stand_ins
 from autograder.calibration import EQUAL_WITHIN, Calibration, NotCalibrated
 from autograder.checks import fail
 from autograder.memo import OutcomeMemo
-from autograder.pipelines import (ITERATIVE_QAT_BITS, PTQ_BITS, QAT_BITS, SPARSE_QAT_BITS,
-                                  SPARSITY_Q, Pipelines, Setting, distinct_values,
-                                  mask_disagreements, require_memory)
+from autograder.training.budget import (ITERATIVE_QAT_BITS, PTQ_BITS, QAT_BITS, SPARSE_QAT_BITS,
+                                        SPARSITY_Q)
+from autograder.training.judging import distinct_values, mask_disagreements, weights_moved
+from autograder.training.memory import require_memory
+from autograder.training.pipelines import Pipelines
+from autograder.training.setting import Setting
 
 TOTAL_SPARSITY_TOLERANCE = 1e-4  # 3.5, 4.5: one global threshold hits 80% to a few weights
 LAYER_SPARSITY_TOLERANCE = 1e-3  # 3.4: or one weight, in layers too small to hit 80% closer
@@ -63,6 +66,19 @@ def require_accuracy(what: str, accuracy: float, threshold: float, untrained_hin
         where = f" {stand_ins.STUDENT_QUANTIZER_NOTE}" if quantized and stand_ins.in_handout() else ""
         fail(f"{what}: accuracy {accuracy:.4f}{where}, expected at least {threshold:.4f} (calibrated "
              f"on the reference with the same data and budget). {untrained_hint}")
+
+
+def require_training(what: str, start: dict, outcome, function: str) -> None:
+    """Fail unless fine-tuning moved some weight of ``start`` ({prunable layer: weight}).
+
+    Accuracy alone cannot tell a loop that never calls ``optimizer.step()`` from one that
+    trains: its forward passes in train mode still refit batch norm's statistics to the pruned
+    weights, which recovers much of a brief budget's accuracy. A step moves weights; none moved
+    means none was taken.
+    """
+    if start and not weights_moved(start, outcome.state):
+        fail(f"{what}: fine-tuning left every prunable weight exactly as it was. Does "
+             f"`{function}` call `optimizer.step()` after `loss.backward()`?")
 
 
 # -- 3.1 -------------------------------------------------------------------------------------
@@ -118,10 +134,15 @@ def test_finetune_keeps_pruned_weights_zero(training):
 @visibility("visible")
 @tags("lab2", "train", "pruning")
 def test_finetune_recovers_accuracy(training):
-    """The 80%-pruned model, fine-tuned briefly with finetune_after_prune, reaches the
-    calibrated accuracy."""
+    """The 80%-pruned model, fine-tuned briefly with finetune_after_prune, moves some weight
+    and reaches the calibrated accuracy."""
     threshold = training.threshold("3.3")
-    require_accuracy("masked fine-tuning of the 80%-pruned model", masked(training).accuracy,
+    outcome = masked(training)
+    pruned = training.pipelines.pruned_state
+    require_training("masked fine-tuning of the 80%-pruned model",
+                     {name: pruned[f"{name}.weight"] for name in outcome.layer_sparsity}, outcome,
+                     "finetune_after_prune")
+    require_accuracy("masked fine-tuning of the 80%-pruned model", outcome.accuracy,
                      threshold, "Does `finetune_after_prune` train (forward, loss, backward, "
                      "optimizer.step) on every batch?")
 
@@ -159,9 +180,13 @@ def test_iterative_pruning_ends_at_80_percent_per_layer(training):
 @visibility("visible")
 @tags("lab2", "train", "pruning")
 def test_iterative_pruning_accuracy(training):
-    """The iteratively pruned model reaches the calibrated accuracy."""
+    """The iteratively pruned model is fine-tuned after its last prune (some weight moves) and
+    reaches the calibrated accuracy."""
     threshold = training.threshold("3.4")
-    require_accuracy("iterative pruning", iterative(training).accuracy, threshold,
+    outcome = iterative(training)
+    require_training("iterative pruning, after the last prune", outcome.observed["after_last_prune"],
+                     outcome, "finetune_after_prune")
+    require_accuracy("iterative pruning", outcome.accuracy, threshold,
                      "Check the schedule and that each epoch trains.")
 
 
@@ -208,9 +233,13 @@ def test_global_pruning_pattern(training):
 @visibility("visible")
 @tags("lab2", "train", "pruning")
 def test_global_pruning_accuracy(training):
-    """The globally pruned model reaches the calibrated accuracy."""
+    """The globally pruned model is fine-tuned after its last prune (some weight moves) and
+    reaches the calibrated accuracy."""
     threshold = training.threshold("3.5")
-    require_accuracy("iterative global pruning", global_iterative(training).accuracy, threshold,
+    outcome = global_iterative(training)
+    require_training("iterative global pruning, after the last prune",
+                     outcome.observed["after_last_prune"], outcome, "finetune_after_prune")
+    require_accuracy("iterative global pruning", outcome.accuracy, threshold,
                      "Check the global threshold and that each epoch trains.")
 
 
