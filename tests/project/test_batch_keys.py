@@ -75,4 +75,4 @@ def test_the_batch_package_and_options_that_change_nothing_leave_the_key(engine_
     (engine_copy / "autograder" / "batch" / "report.py").write_text("# a new report layout\n")
     assert grader_key(options, engine_copy) == before
     assert grader_key(GradeOptions(stage="all"), engine_copy) != before
-    assert grader_key(GradeOptions(device="cpu"), engine_copy) != before
+    assert grader_key(GradeOptions(device="cuda"), engine_copy) != before
