@@ -6,8 +6,8 @@ For each stage it builds a class of N distinct submissions (the reference, each 
 comment of its own, so no grade is reused), then measures
 - throughput, in submissions per minute, of ``batch --jobs 1`` and ``--jobs 2`` (``--force``,
   fresh folders), and the ratio between them (goal >= 1.8 on 2 cores for the unit stage);
-- the overhead of ``batch --jobs 1`` against the sum of N single ``grade`` runs in fresh
-  processes (goal <= 5%);
+- the overhead of ``batch --jobs 1`` against the sum of N single ``grade SUB --out F`` runs in
+  fresh processes, each writing its results.json as the batch does (goal <= 5%);
 - from the per-grade CPU seconds, the projected wall time of a class of 300 on a 16-core node
   and on a 10-node Slurm allocation of such nodes (perfect packing of grades on cores: a lower
   bound; Slurm's queue wait is not included).
@@ -57,8 +57,11 @@ def batch(klass: Path, out: Path, stage: str, jobs: int) -> tuple[float, float]:
 
 def measure(stage: str, n: int, work: Path) -> dict:
     klass = make_class(work / f"class-{stage}", n)
+    # Like for like: the batch writes each submission's results.json (pictures included), as
+    # `grade SUB --out F` does, so the single grades write theirs too.
     singles = [timed([sys.executable, "-m", "autograder", "grade", str(sub), "--stage", stage,
-                      "--device", "cpu"]) for sub in sorted(klass.iterdir())]
+                      "--device", "cpu", "--out", str(work / f"single-{stage}-{sub.name}.json")])
+               for sub in sorted(klass.iterdir())]
     one, _ = batch(klass, work / f"out-{stage}-1", stage, 1)
     two, _ = batch(klass, work / f"out-{stage}-2", stage, 2)
     single_wall = sum(w for w, _ in singles)
