@@ -15,9 +15,7 @@ so the grader there has the reference as its only source.
 """
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 import zipfile
 from pathlib import Path
 
@@ -68,14 +66,6 @@ def student_quantizer():
     """The student's ``STE`` class from ``lab3.py`` at the handout's root (handout only)."""
     if not in_handout():
         raise RuntimeError("the student's quantizer stands in for the staff's in the handout only")
-    qualified = "hw4_handout_lab3"
-    if qualified not in sys.modules:
-        spec = importlib.util.spec_from_file_location(qualified, paths.STUDENT_DIR / "lab3.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[qualified] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            sys.modules.pop(qualified, None)
-            raise
-    return sys.modules[qualified].STE
+    from autograder.staff import import_private
+
+    return import_private("hw4_handout_lab3", paths.STUDENT_DIR / "lab3.py").STE
