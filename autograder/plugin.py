@@ -424,7 +424,8 @@ class GradingSession:
                       and t.kind == "internal_error")
         return Results(tests=tuple(tests), execution_time=time.monotonic() - self.started,
                        notes=tuple(notes), staff_log=staff,
-                       titles={p.number: p.title for p in self.state.rubric.problems})
+                       titles={p.number: p.title for p in self.state.rubric.problems},
+                       hand_graded=self.state.rubric.hand_graded())
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         results = self.config.stash.get(RESULTS, None)

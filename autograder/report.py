@@ -21,8 +21,10 @@ from autograder.numbers import number_key
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "results.schema.json"
 SHOWN_TO_STUDENTS_NOW = "visible"  # Gradescope shows the total only when every test is visible
-# The message of a passed row worth 0 points (True/False: every point is in hidden tests).
+# The message of a passed row worth 0 points: True/False, where every point is in hidden tests,
+# and 3.1, whose points are all graded by hand (its test only checks that the model evaluates).
 ZERO_POINTS_NOTE = "format checked; graded by hidden tests on Gradescope"
+HAND_GRADED_NOTE = "checked that it runs; its points are graded by hand from your report"
 _EPS = 1e-9
 
 
@@ -90,6 +92,7 @@ class Results:
     notes: tuple[str, ...] = ()  # student-facing remarks (intake, missing tests)
     staff_log: tuple[str, ...] = ()  # staff-only details
     titles: dict = field(default_factory=dict)  # problem number -> title
+    hand_graded: frozenset = frozenset()  # problems the rubric grades wholly by hand
     adjustments: tuple[tuple[str, float], ...] = ()  # (label, points), e.g. a late penalty
     visibility: str = "visible"
 
@@ -127,6 +130,12 @@ class Results:
         """A copy with a score adjustment (negative for a penalty), shown in the summary."""
         return dataclasses.replace(self, adjustments=self.adjustments + ((label, float(points)),))
 
+    def _zero_note(self, problem: str, points: float) -> str:
+        """What a passed row worth ``points`` says: where its points come from when it has none."""
+        if abs(points) >= _EPS:
+            return ""
+        return HAND_GRADED_NOTE if problem in self.hand_graded else ZERO_POINTS_NOTE
+
     def student_summary(self) -> str:
         """The top-level markdown: totals and a per-problem table of what students may see now."""
         shown = [t for t in self.tests if t.visibility == SHOWN_TO_STUDENTS_NOW]
@@ -149,7 +158,7 @@ class Results:
             tests = [t for t in shown if (t.problem or "?") == problem]
             failed = [t for t in tests if not t.passed]
             title = self.titles.get(problem, "")
-            message = _first_line(failed[0].output) if failed else _zero_note(top)
+            message = _first_line(failed[0].output) if failed else self._zero_note(problem, top)
             lines.append(f"| {problem} {title} | {_fmt(score)} / {_fmt(top)} | "
                          f"{'fail' if failed else 'pass'} | {_cell(message)} |")
         if self.notes:
@@ -164,7 +173,7 @@ class Results:
             failed = [t for t in tests if not t.passed]
             bonus = " (bonus)" if tests and all(t.bonus for t in tests) else ""
             message = f"{failed[0].number}: {_first_line(failed[0].output)}" if failed \
-                else _zero_note(top)
+                else self._zero_note(problem, top)
             rows.append((problem + bonus, f"{_fmt(score)} / {_fmt(top)}",
                          "FAIL" if failed else "pass", message[:100]))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -247,6 +256,7 @@ def fallback_results(reason: str, *, graded=(), pending=None, rubric=None,
                 tests.append(not_graded(placeholder, reason))
     titles = {p.number: p.title for p in rubric.problems} if rubric is not None else {}
     return Results(tests=tuple(tests), execution_time=execution_time, titles=titles,
+                   hand_graded=rubric.hand_graded() if rubric is not None else frozenset(),
                    notes=(f"Grading did not finish: {reason}. Please resubmit or contact the "
                           "course staff.",))
 
@@ -257,10 +267,6 @@ def _round(value: float) -> float:
 
 def _fmt(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") if value == value else "nan"
-
-
-def _zero_note(points: float) -> str:
-    return ZERO_POINTS_NOTE if abs(points) < _EPS else ""
 
 
 def _first_line(text: str) -> str:

@@ -79,6 +79,10 @@ class Rubric:
     def bonus_total(self) -> float:
         return sum(p.points for p in self.problems if p.bonus)
 
+    def hand_graded(self) -> frozenset[str]:
+        """The problems with no autograded points: a passing test of theirs earns nothing."""
+        return frozenset(p.number for p in self.problems if p.autograded_points <= 0)
+
     def groups(self, stages=STAGES, groups=GROUPS):
         """(problem, stage, group, points) for every group with points > 0, in rubric order."""
         for problem in self.problems:

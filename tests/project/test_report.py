@@ -176,6 +176,22 @@ def test_a_zero_point_visible_row_says_where_its_points_are():
     assert "format checked" in results.student_summary().split("| 1.1")[1].splitlines()[0]
 
 
+def test_a_zero_point_row_of_a_hand_graded_problem_says_so():
+    """3.1's points are all graded by hand: its passing check must not promise hidden tests."""
+    from autograder.rubric import load_rubric
+
+    rubric = load_rubric()
+    assert rubric.hand_graded() == {"3.1"}
+    results = Results(tests=(_test("1.1.1", 0.0, 0.0), _test("3.1.11", 0.0, 0.0)),
+                      hand_graded=rubric.hand_graded())
+    table = results.terminal_table().splitlines()
+    assert "graded by hand" in next(l for l in table if l.startswith("3.1 "))
+    assert "hidden tests" not in next(l for l in table if l.startswith("3.1 "))
+    assert "hidden tests" in next(l for l in table if l.startswith("1.1 "))
+    row = results.student_summary().split("| 3.1")[1].splitlines()[0]
+    assert "graded by hand from your report" in row
+
+
 def test_printed_excerpt_is_bounded_in_lines_and_characters():
     from autograder.feedback import PRINTED_LINE_CHARS, PRINTED_LINES, printed_excerpt
 
