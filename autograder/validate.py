@@ -32,6 +32,7 @@ from pathlib import Path
 from autograder.compat import tomllib
 from autograder.numbers import number_key, problem_number
 from autograder.paths import REFERENCE_DIR, STUDENT_DIR, SUBMISSION_FILES, TESTS_DIR
+from autograder.sandbox import reuse
 
 CATALOGUE_DIR = TESTS_DIR / "project" / "catalogue"
 WRONG_CATALOGUE = CATALOGUE_DIR / "wrong_submissions.toml"
@@ -340,13 +341,17 @@ def run_cases(cases: list[Case], *, jobs: int = 1, device: str = "cpu",
         if progress is not None:
             progress(outcome)
 
+    # The submissions are the staff's own, graded one after another: each worker's grades share
+    # one sandbox zygote (``sandbox.reuse``), which spares each grade most of its cost.
     if jobs <= 1 or len(cases) <= 1:
-        for index, case in enumerate(cases):
-            finish(index, grade_case(case, device))
+        with reuse.kept_zygotes():
+            for index, case in enumerate(cases):
+                finish(index, grade_case(case, device))
         return outcomes
     # spawn: a worker must not inherit the parent's threads or a half-started sandbox
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                             initializer=reuse.keep_zygotes_until_exit) as pool:
         futures = {pool.submit(grade_case, case, device): index for index, case in enumerate(cases)}
         for future in as_completed(futures):
             finish(futures[future], future.result())

@@ -29,7 +29,7 @@ from autograder.machine import resolve_device
 from autograder.errors import (SUBMISSION_ERRORS, Crashed, GraderError, InvalidOutput, NoResult,
                                OutOfMemory, SubmissionError, TimedOut, from_kind)
 from autograder.sandbox import limits as limits_module
-from autograder.sandbox import secrets, slots, wire
+from autograder.sandbox import reuse, secrets, slots, wire
 from autograder.sandbox.child import OUTPUT_FILE, RUNNING_FILE
 from autograder.sandbox.limits import Limits
 
@@ -218,6 +218,20 @@ def _copy_submission(source: Path, dest: Path) -> None:
     collect(source, dest)
 
 
+def _discard_kept(kept: "reuse.Kept") -> None:
+    """Stop a kept zygote for good, as ``Sandbox.close`` would have: its uid's leftovers swept
+    where it is not its own subreaper any more (it died), the slot freed, the folder removed."""
+    alive = kept.zygote.alive()
+    kept.zygote.stop()
+    if kept.sweeps is not None:
+        if not alive:
+            kept.sweeps.sweep(wait=10.0)
+        kept.sweeps.close()
+    if kept.slot is not None:
+        kept.slot.release()
+    shutil.rmtree(kept.base, ignore_errors=True)
+
+
 def sweep_sandbox_user(limits: Limits = Limits(), *, wait: float = 30.0) -> bool:
     """As root, SIGKILL every process left of the sandbox uids this process's Sandboxes held
     (the named account at least), each once no call of it is in flight (waiting up to ``wait``
@@ -270,6 +284,10 @@ class Sandbox:
         if self._zygote is not None:
             self._zygote.stop()
             self._zygote = None
+        if self._base is None and self._take_kept():
+            if wait:
+                self._zygote.wait_ready()
+            return
         if self._base is None:
             if limits_module.is_root():
                 self._slot = slots.Slot.claim(self.limits.user)
@@ -306,6 +324,8 @@ class Sandbox:
         only where it is not (or it died) are this Sandbox's uid's processes swept. The uid is
         then free for the next Sandbox.
         """
+        if self._keep_zygote():
+            return
         if self._zygote is not None:
             own_cleanup = self._owns_cleanup()
             self._zygote.stop()
@@ -321,6 +341,34 @@ class Sandbox:
         if self._base is not None:
             shutil.rmtree(self._base, ignore_errors=True)
             self._base = None
+
+    # -- a zygote kept for the next Sandbox (``reuse``) -----------------------------------------
+
+    def _reuse_key(self) -> tuple:
+        return (self.device, self.limits, str(self.provided_dir))
+
+    def _take_kept(self) -> bool:
+        """Adopt a kept zygote of this configuration, with its uid slot and folder, and put
+        this submission's copy where its children import from. False when none is kept."""
+        kept = reuse.take(self._reuse_key())
+        if kept is None:
+            return False
+        self._zygote, self._base, self._slot, self._sweeps = kept.zygote, kept.base, kept.slot, kept.sweeps
+        _copy_submission(self.submission_dir, self._base / "submission")
+        return True
+
+    def _keep_zygote(self) -> bool:
+        """On close, with reuse on: hand a ready zygote that cleans up after itself, with its
+        slot and folder, to the next Sandbox, this submission's copy removed. False otherwise."""
+        zygote = self._zygote
+        if not reuse.enabled() or zygote is None or zygote.capabilities is None \
+                or not self._owns_cleanup():
+            return False
+        shutil.rmtree(self._base / "submission")
+        kept = reuse.Kept(zygote=zygote, base=self._base, slot=self._slot, sweeps=self._sweeps,
+                          discard=_discard_kept)
+        self._zygote = self._base = self._slot = self._sweeps = None
+        return reuse.keep(self._reuse_key(), kept)
 
     def __enter__(self) -> "Sandbox":
         return self
