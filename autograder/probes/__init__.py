@@ -16,6 +16,7 @@ import importlib.util
 import os
 import re
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -31,20 +32,37 @@ _PROBE_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 _submission_dir: Path | None = None
 _device: str = "cpu"
 _running_file: Path | None = None
+_progress_file: Path | None = None
 _last_running: str | None = None
 _student_raised: list[tuple[BaseException, str]] = []  # exceptions that left a student function
 
 
-def configure(submission_dir: Path, *, device: str = "cpu", running_file: Path | None = None) -> None:
+def configure(submission_dir: Path, *, device: str = "cpu", running_file: Path | None = None,
+              progress_file: Path | None = None) -> None:
     """Say where the submission copy lies, which device the grader asked for, and where to note
-    what student code is running (read by the trusted side when a call times out)."""
-    global _submission_dir, _device, _running_file
-    _submission_dir, _device, _running_file = Path(submission_dir), device, running_file
+    what student code is running and which sub-call of a batch runs (both read by the trusted
+    side when a call times out)."""
+    global _submission_dir, _device, _running_file, _progress_file
+    _submission_dir, _device = Path(submission_dir), device
+    _running_file, _progress_file = running_file, progress_file
 
 
 def device() -> str:
     """The device the grader asked for: "cpu" or "cuda"."""
     return _device
+
+
+def note_batch_progress(index: int, output_offset: int) -> None:
+    """Record that sub-call ``index`` of a batch starts now (``time.monotonic``, one clock for
+    every process of the machine), its output from byte ``output_offset`` of the capture, so a batch that hangs is charged to that sub-call alone
+    (``Sandbox.run_batch``). Student code could rewrite the note; it would only charge a time
+    limit to one of its own calls, or cost the grader the reruns it makes without a note."""
+    if _progress_file is None:
+        return
+    try:
+        _progress_file.write_text(f"{int(index)} {time.monotonic():.6f} {int(output_offset)}")
+    except OSError:
+        pass
 
 
 def note_running(what: str) -> None:

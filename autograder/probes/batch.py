@@ -13,7 +13,9 @@ Isolation inside the batch, as far as one process allows:
   costs only the tests that asked about that function.
 A sub-call that ends, crashes or hangs the process fails the whole batch; the trusted side then
 asks each question again in its own child (``autograder.sandbox.client.Sandbox.run_batch``), so
-the failure is charged to the function that caused it.
+the failure is charged to the function that caused it. Before each sub-call the batch notes its
+index and start (``probes.note_batch_progress``): a sub-call that hangs for its whole time
+limit is charged the timeout at once, and is not run, and waited for, a second time.
 
 Every sub-call prints into the child's one capture file; ``output_spans`` says which bytes of it
 each sub-call wrote, so that a test is shown the output of the call it judges, not the lab's.
@@ -67,11 +69,12 @@ def run(inputs: dict) -> dict:
     """
     settings, seed = GlobalState.capture(), int(inputs.get("seed", 0))
     results, spans = [], []
-    for call in inputs["calls"]:
+    for index, call in enumerate(inputs["calls"]):
         if call["probe"].startswith("batch."):
             raise GraderError("batch.run does not nest")
         _fresh_state(settings, seed)
         start = _output_offset()
+        probes.note_batch_progress(index, start)
         try:
             results.append(success(probes.run_probe(call["probe"], call["inputs"])))
         except BaseException as error:  # reported as data; SystemExit too, see the docstring

@@ -31,6 +31,7 @@ EXIT_SETUP_FAILED = 70
 TRUSTED_MODULES = ("autograder.training.measure",)
 OUTPUT_FILE = "output.txt"
 RUNNING_FILE = "running.txt"
+PROGRESS_FILE = "progress.txt"  # a batch's sub-call now running, and since when
 
 
 @dataclass
@@ -103,7 +104,8 @@ def _prepare_process(setup: Setup, request: dict, call_dir: Path) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    probes.configure(setup.submission_dir, device=request["device"], running_file=call_dir / RUNNING_FILE)
+    probes.configure(setup.submission_dir, device=request["device"], running_file=call_dir / RUNNING_FILE,
+                     progress_file=call_dir / PROGRESS_FILE)
 
 
 def _write_result(call_dir: Path, message: dict) -> None:

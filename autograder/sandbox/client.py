@@ -30,7 +30,7 @@ from autograder.errors import (SUBMISSION_ERRORS, Crashed, GraderError, InvalidO
                                OutOfMemory, SubmissionError, TimedOut, from_kind)
 from autograder.sandbox import limits as limits_module
 from autograder.sandbox import reuse, secrets, slots, wire
-from autograder.sandbox.child import OUTPUT_FILE, RUNNING_FILE
+from autograder.sandbox.child import OUTPUT_FILE, PROGRESS_FILE, RUNNING_FILE
 from autograder.sandbox.limits import Limits
 
 DEFAULT_TIMEOUT = 30.0   # seconds for one probe call on the course's small inputs
@@ -55,6 +55,16 @@ class ProbeResult:
     stdout: str
     elapsed: float = field(default=0.0)
     output: bytes = field(default=b"", repr=False)
+
+
+class _Waited(NamedTuple):
+    """How a call's child ended: the clock ran out (``timed_out``), its exit status, whether
+    the zygote died with it, and the deadline it was given."""
+
+    timed_out: bool
+    status: dict | None
+    zygote_died: bool
+    deadline: float
 
 
 class Call(NamedTuple):
@@ -394,7 +404,7 @@ class Sandbox:
     # -- calls -----------------------------------------------------------------------------------
 
     def run(self, probe: str, inputs: dict | None = None, *, timeout: float = 10.0,
-            threads: int = 1, seed: int = 0) -> ProbeResult:
+            threads: int = 1, seed: int = 0, _batch_timeouts: Sequence[float] = ()) -> ProbeResult:
         """Run the probe ``probe`` on ``inputs`` in a fresh child; the student's faults are raised
         as SubmissionError subclasses (with the captured output as ``.stdout``), ours as GraderError.
 
@@ -407,7 +417,8 @@ class Sandbox:
         for attempt in (1, 2):
             self.start()  # again after a death: a zygote killed with the child is restarted
             try:
-                return self._run_once(probe, inputs, timeout=timeout, threads=threads, seed=seed)
+                return self._run_once(probe, inputs, timeout=timeout, threads=threads, seed=seed,
+                                      batch_timeouts=_batch_timeouts)
             except (NoResult, Crashed) as error:
                 if not getattr(error, "indeterminate", False):
                     raise
@@ -420,7 +431,7 @@ class Sandbox:
                 self.retries += 1
 
     def _run_once(self, probe: str, inputs: dict | None, *, timeout: float, threads: int,
-                  seed: int) -> ProbeResult:
+                  seed: int, batch_timeouts: Sequence[float] = ()) -> ProbeResult:
         self._calls += 1
         call_dir = self._base / f"call-{self._calls}"
         call_dir.mkdir(mode=0o700)
@@ -434,6 +445,8 @@ class Sandbox:
                     raise GraderError(f"the inputs of {probe!r} are not plain data: {error}") from None
             request = {"probe": probe, "call_dir": str(call_dir), "timeout": timeout,
                        "threads": threads, "seed": seed, "device": self.device}
+            if batch_timeouts:
+                request["batch_timeouts"] = [float(limit) for limit in batch_timeouts]
             return self._call(request, call_dir)
         finally:
             shutil.rmtree(call_dir, ignore_errors=True)
@@ -456,7 +469,7 @@ class Sandbox:
             request = {"trusted": function, "probe": function, "call_dir": str(call_dir),
                        "timeout": timeout, "threads": threads, "seed": 0, "device": self.device}
             started = time.monotonic()
-            timed_out, status, _ = self._wait_for_child(request, started)
+            timed_out, status, _, _ = self._wait_for_child(request, started)
             elapsed = time.monotonic() - started
             output = self._read_output(call_dir)
             message = None if timed_out else wire.read(call_dir, max_bytes=self.limits.max_result_bytes)
@@ -477,22 +490,29 @@ class Sandbox:
         When the batch as a whole fails (a call hung, crashed or ended the process, or the
         replies are not one message per call), each call is run again in its own child, so
         the failure is charged to the call that caused it; a GraderError of one of those lone
-        calls is raised.
+        calls is raised. A call that hung for its own whole limit (the batch notes which
+        sub-call runs, and the batch is given until that one's limit has run out) is charged
+        that timeout at once instead of being run and waited for again.
         """
         if len(calls) < 2:
             return [self._run_alone(call, threads, seed) for call in calls]
         batch = {"calls": [{"probe": call.name, "inputs": call.inputs} for call in calls]}
+        hung: TimedOut | None = None
         try:
-            # A batch that works takes well under a second; a hung call costs this limit once,
-            # then its own limit again when asked alone.
+            # A batch that works takes well under a second. A call that hangs is charged its
+            # own whole limit once, here, and the others are asked again alone.
             result = self.run("batch.run", batch, timeout=max(call.timeout for call in calls),
-                              threads=threads, seed=seed)
+                              threads=threads, seed=seed,
+                              _batch_timeouts=[call.timeout for call in calls])
             replies = result.values.get("results")
+        except TimedOut as error:
+            hung, replies = (error if hasattr(error, "batch_index") else None), None
         except SubmissionError:
             replies = None
         if type(replies) is not list or len(replies) != len(calls) or \
                 not all(well_formed(reply) for reply in replies):
-            return [self._run_alone(call, threads, seed) for call in calls]
+            return [hung if hung is not None and index == hung.batch_index
+                    else self._run_alone(call, threads, seed) for index, call in enumerate(calls)]
         spans = result.values.get("output_spans")
         outcomes = []
         for index, reply in enumerate(replies):
@@ -513,7 +533,8 @@ class Sandbox:
         started = time.monotonic()
         in_flight = self._sweeps.call() if self._sweeps is not None else contextlib.nullcontext()
         with in_flight:
-            timed_out, status, zygote_died = self._wait_for_child(request, started)
+            waited = self._wait_for_child(request, started)
+        timed_out, status, zygote_died = waited.timed_out, waited.status, waited.zygote_died
         # The zygote, a subreaper, already killed every process the child left. A uid sweep
         # (which would also hit other grades' calls on this machine, so it waits for them)
         # only where it is not a subreaper, or when it died and its orphans went to init.
@@ -528,17 +549,20 @@ class Sandbox:
             raise _with_output(InvalidOutput(f"The result of your code could not be read: {error}."),
                                     stdout) from None
         if timed_out:
-            raise _with_output(self._timed_out(request, call_dir, printed), stdout)
+            raise self._hung_sub_call(request, waited, output, printed) or \
+                _with_output(self._timed_out(request, call_dir, printed), stdout)
         if message is None:
             raise _with_output(self._no_result(status, request, call_dir), stdout)
         result = decode(message, stdout, elapsed)
         return replace(result, output=output)
 
-    def _wait_for_child(self, request: dict, started: float) -> tuple[bool, dict | None, bool]:
-        """Have the zygote fork the child and wait for it under the wall clock.
+    def _wait_for_child(self, request: dict, started: float) -> "_Waited":
+        """Have the zygote fork the child and wait for it under the wall clock: ``timeout``
+        seconds, or for a batch (``batch_timeouts``, each sub-call's limit) until the sub-call
+        running then has had its own whole limit (``_batch_deadline``).
 
-        Returns (timed out, exit status or None, whether the zygote died). The child's process
-        group is killed in every case.
+        Returns (timed out, exit status or None, whether the zygote died, the deadline it was
+        killed at). The child's process group is killed in every case.
         """
         for attempt in (1, 2):  # a zygote that died before forking is restarted once
             try:
@@ -553,20 +577,71 @@ class Sandbox:
                     raise GraderError("the sandbox's zygote keeps dying") from None
                 self.start()
         pid = reply["pid"]
+        deadline = started + request["timeout"]
         try:
-            status = self._zygote.receive(started + request["timeout"])
+            status = self._zygote.receive(deadline)
+            if status is None and request.get("batch_timeouts"):
+                deadline = self._batch_deadline(request, started, deadline)
+                status = self._zygote.receive(deadline)
             if status is not None:
-                return False, status, False
+                return _Waited(False, status, False, deadline)
             limits_module.kill_group(pid)
             status = self._zygote.receive(time.monotonic() + REAP_TIMEOUT)
             if status is None:  # the zygote hangs (stopped by a student process?)
                 self._zygote.stop()
-            return True, status, status is None
+            return _Waited(True, status, status is None, deadline)
         except _ZygoteGone:
             self._zygote.stop()
-            return False, None, True
+            return _Waited(False, None, True, deadline)
         finally:
             limits_module.kill_group(pid)
+
+    # -- a batch that hangs ----------------------------------------------------------------------
+
+    def _batch_progress(self, request: dict) -> tuple[int, float, int] | None:
+        """The batch's note of its sub-call running now: (index, start on the monotonic clock,
+        byte offset of its output), or None when there is no usable note. Written in the
+        child, so checked for range only: a forged note can charge a time limit to one of the
+        student's own calls, never take one away or stretch the wait past ``_batch_deadline``'s cap."""
+        try:
+            with wire.open_regular(Path(request["call_dir"]) / PROGRESS_FILE, 4096) as file:
+                index, start, offset = file.read(200).decode("ascii").split()
+            index, start, offset = int(index), float(start), int(offset)
+        except (wire.WireError, OSError, ValueError, UnicodeDecodeError):
+            return None
+        if not 0 <= index < len(request["batch_timeouts"]) or offset < 0 or start != start:
+            return None
+        return index, start, offset
+
+    def _batch_deadline(self, request: dict, started: float, deadline: float) -> float:
+        """When a batch whose first ``deadline`` passed is stopped: once the sub-call running
+        then has run for its own whole limit, so that it can be charged the timeout at once
+        (``run_batch``), but never later than the sum of every sub-call's limit, which is what
+        running each alone would cost at most."""
+        progress = self._batch_progress(request)
+        if progress is None:
+            return deadline
+        index, start, _ = progress
+        cap = started + sum(request["batch_timeouts"])
+        return min(max(deadline, start + request["batch_timeouts"][index]), cap)
+
+    def _hung_sub_call(self, request: dict, waited: "_Waited", output: bytes,
+                       printed: int) -> TimedOut | None:
+        """The timeout of the batch's sub-call that ran for its whole limit when the batch was
+        stopped, with what it printed, or None when no sub-call did (a batch run out of time
+        by several calls together, or with no note)."""
+        progress = self._batch_progress(request) if request.get("batch_timeouts") else None
+        if progress is None:
+            return None
+        index, start, offset = progress
+        limit = request["batch_timeouts"][index]
+        if waited.deadline - start < limit - 1e-3:  # stopped before its own limit ran out
+            return None
+        error = TimedOut(f"Your code did not finish within the time limit of {limit:g} s (it was "
+                         f"running `{self._running(request, Path(request['call_dir']))}`) and was "
+                         f"stopped.")
+        error.batch_index = index
+        return _with_output(error, output_text(output[offset:], max(printed - offset, 0)))
 
     # -- results and errors ----------------------------------------------------------------------
 

@@ -166,12 +166,18 @@ def test_handout_pytest_on_stubs_reports_failures_not_harness_errors(handout):
     assert "not implemented yet" in output.lower()
 
 
-def test_handout_pytest_on_reference_passes(handout, tmp_path):
-    folder = tmp_path / "handout"
+@pytest.fixture(scope="module")
+def solved_handout(handout, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A copy of the handout holding the reference's files, and its plain ``pytest`` run."""
+    folder = tmp_path_factory.mktemp("solved") / HANDOUT_FOLDER
     shutil.copytree(handout, folder)
     for name in paths.SUBMISSION_FILES:
         shutil.copy(paths.REFERENCE_DIR / name, folder / name)
-    completed = run_handout_pytest(folder)
+    return folder, run_handout_pytest(folder)
+
+
+def test_handout_pytest_on_reference_passes(solved_handout):
+    folder, completed = solved_handout
     assert completed.returncode == 0, (completed.stdout + completed.stderr)[-3000:]
     assert " passed" in completed.stdout and " failed" not in completed.stdout
     pictures = folder / "hw4-pictures"
@@ -180,16 +186,12 @@ def test_handout_pytest_on_reference_passes(handout, tmp_path):
 
 
 @pytest.mark.parametrize("start", ["parent", "hw4"])
-def test_handout_pytest_starts_from_its_parent_and_from_inside(handout, tmp_path, start):
+def test_handout_pytest_starts_from_its_parent_and_from_inside(solved_handout, start):
     """``pytest homework4`` from the parent folder, or ``pytest`` inside ``hw4/`` (as an IDE
     starts it), runs the same visible tests as ``pytest`` in the handout's folder."""
-    folder = tmp_path / HANDOUT_FOLDER
-    shutil.copytree(handout, folder)
-    for name in paths.SUBMISSION_FILES:
-        shutil.copy(paths.REFERENCE_DIR / name, folder / name)
-    here = run_handout_pytest(folder)
+    folder, here = solved_handout
     if start == "parent":
-        completed = run_handout_pytest(tmp_path, HANDOUT_FOLDER)
+        completed = run_handout_pytest(folder.parent, HANDOUT_FOLDER)
     else:
         completed = run_handout_pytest(folder / "hw4")
     output = completed.stdout + completed.stderr

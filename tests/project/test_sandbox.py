@@ -255,6 +255,38 @@ def test_each_call_of_a_batch_comes_back_with_what_it_printed(sandbox):
     assert isinstance(third, NotImplementedYet) and third.stdout == ""
 
 
+def test_a_call_that_hangs_a_batch_is_charged_its_limit_once_and_the_others_answer(sandbox):
+    """The hung call is not asked again alone (a second wait of its whole limit): only the
+    others are."""
+    calls = [Call("selftest.call", {"module": "lab1", "fn": "double", "args": [np.arange(3.0)]}, 2.0),
+             Call("selftest.call", {"module": "lab1", "fn": "spin"}, 2.0),
+             Call("selftest.call", {"module": "lab1", "fn": "double", "args": [np.arange(4.0)]}, 2.0)]
+    before = sandbox._calls
+    first, hung, third = sandbox.run_batch(calls)
+    assert isinstance(hung, TimedOut) and "2 s" in hung.message and "`lab1.spin`" in hung.message
+    assert first.stdout.strip() == "doubling (3,)" and third.stdout.strip() == "doubling (4,)"
+    assert sandbox._calls - before == 3  # the batch, then the two others alone
+
+
+def test_a_call_late_in_a_batch_gets_its_whole_limit_before_it_is_charged(sandbox):
+    """The batch's clock is the longest call's limit; a call that started late in it still
+    runs for its own whole limit before it is charged a timeout."""
+    calls = [Call("selftest.sleep", {"seconds": 1.5}, 2.0),
+             Call("selftest.call", {"module": "lab1", "fn": "spin"}, 2.0)]
+    before, started = sandbox._calls, time.monotonic()
+    slept, hung = sandbox.run_batch(calls)
+    assert time.monotonic() - started >= 3.4  # 1.5 s asleep, then the spin's whole 2 s
+    assert isinstance(hung, TimedOut) and slept.values == {}
+    assert sandbox._calls - before == 2
+
+
+def test_calls_slow_together_but_each_within_its_limit_finish_in_the_batch(sandbox):
+    calls = [Call("selftest.sleep", {"seconds": 1.2}, 2.0), Call("selftest.sleep", {"seconds": 1.2}, 2.0)]
+    before = sandbox._calls
+    assert [result.values for result in sandbox.run_batch(calls)] == [{}, {}]
+    assert sandbox._calls - before == 1  # no rerun: the second call had its own 2 s
+
+
 def test_a_timeout_after_a_print_flood_says_how_much_was_printed(sandbox):
     with pytest.raises(TimedOut, match=r"printed [\d,]+ bytes") as caught:
         call(sandbox, "chatter_then_spin", timeout=3.0)
