@@ -16,7 +16,7 @@ from autograder.intake import collect
 from autograder.paths import REFERENCE_DIR
 from autograder.validate import WRONG_CATALOGUE, load_catalogue, splice
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_zygotes")]
 
 NEVER_RUN = "this cell must never run"
 TRAINING_CELLS = [  # what a student's notebook holds besides the graded code

@@ -15,7 +15,7 @@ from autograder import validate
 from autograder.grade import grade_submission
 from autograder.pictures import draw as drawing
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_zygotes")]
 
 # The problems whose visible unit-stage tests attach a picture (the training stage adds 3.3-3.5
 # and 4.3-4.5 under --stage train).

@@ -29,6 +29,7 @@ paths.ensure_provided_importable()
 from hw4.data import Dataset, generate_shapes  # noqa: E402
 from hw4.resnet import ResNetCIFAR, prunable_layers  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("shared_zygotes")  # the pipelines' verdicts, not zygotes
 PRUNABLE = [name for name, _ in prunable_layers(ResNetCIFAR(20))]
 TINY = Budget("tiny", batch_size=16, train_images=64, test_images=40, masked_batches=2,
               qat_batches=2, sparse_qat_batches=2, epochs=11, batches_per_epoch=1, threads=1)
