@@ -11,3 +11,15 @@ def shared_zygotes():
     A zygote's start is most of a unit-stage grade's cost."""
     with reuse.kept_zygotes():
         yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules with slow tests run first, the quick ones after, in collection order otherwise.
+
+    pytest-xdist hands out whole modules (``--dist loadscope``) in this order
+    (``--no-loadscope-reorder`` in pytest.ini; by default it would put the modules with the
+    most tests first): the minutes-long modules start at once on every worker and the quick
+    ones fill the end, instead of one long module starting last and running alone.
+    """
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)  # stable: order kept

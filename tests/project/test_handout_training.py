@@ -15,6 +15,7 @@ import pytest
 from autograder import paths
 from autograder.build import HANDOUT_FOLDER, build
 
+pytestmark = pytest.mark.slow  # each test runs the handout's pytest or the stage's pipelines
 
 @pytest.fixture(scope="module")
 def handout(tmp_path_factory) -> Path:

@@ -10,6 +10,8 @@ from autograder.errors import MissingFile
 from autograder.sandbox import Limits, Sandbox, reuse
 from autograder.sandbox.limits import MiB, ensure_sandbox_user, is_root
 
+pytestmark = pytest.mark.slow  # each test starts sandboxes
+
 LIMITS = Limits(memory=512 * MiB, max_output=10_000, tmp_bytes=16 * MiB)
 
 
