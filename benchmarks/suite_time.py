@@ -5,6 +5,7 @@
 Runs the README's test command (``python -m pytest``, the xdist workers of ``pytest.ini``) with
 a small plugin that records, per test and per worker, the wall time and the CPU time of the
 worker and of every process it waited for (grades, zygotes, subprocesses), then prints:
+- pytest's summary line and its FAILED / ERROR lines (its whole output is kept as DIR/pytest.txt);
 - the whole run's wall time and the CPU time of all its processes (goal: under 6 minutes of
   wall time on a 2-core machine; the CPU time over the cores is the floor no schedule beats);
 - per test module, CPU and wall seconds, the heaviest first;
@@ -102,7 +103,13 @@ def main() -> int:
                            *args.pytest_args], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     wall, after = time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    print(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "(no pytest output)")
+    (folder / "pytest.txt").write_text(done.stdout)
+    output = done.stdout.strip().splitlines()
+    print(output[-1] if output else "(no pytest output)")
+    for line in output:  # -ra's short summary: which tests failed, and why, in one line each
+        if line.startswith(("FAILED ", "ERROR ")):
+            print(line)
+    print(f"(pytest's whole output: {folder / 'pytest.txt'})")
     print(_report(folder, wall, cpu))
     return done.returncode
 

@@ -227,20 +227,42 @@ def chatty_wrong_submission(folder: Path) -> Path:
     return folder
 
 
+# As root: become ``nobody`` and exec the command. A student can always run their own Python;
+# where it lives behind a folder others cannot traverse (a Python under /root, mode 700), the
+# launcher first reaches it the way a sandbox call does (``mounts.reach_in_child``, in its own
+# mount namespace), so no folder's mode changes for anyone else.
+AS_NOBODY = """
+import os, pwd, sys
+sys.path.insert(0, sys.argv[1])
+from autograder.sandbox import mounts, secrets
+needed = secrets.needed_paths()
+locked = mounts.locked_folders(needed)
+if locked:
+    mounts.reach_in_child(locked, keep=needed)
+user = pwd.getpwnam("nobody")
+os.setgroups([])
+os.setgid(user.pw_gid)
+os.setuid(user.pw_uid)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
 def ordinary_user() -> list[str]:
     """The command prefix that runs a command as an ordinary user: none when this process is
-    one; as root, ``runuser -u nobody``."""
+    one; as root, a launcher that runs it as ``nobody`` (``AS_NOBODY``)."""
     if os.geteuid() != 0:
         return []
-    if shutil.which("runuser") is None:
-        pytest.skip("running as root, and runuser is missing to run the handout as an ordinary user")
     try:
         import pwd
 
         pwd.getpwnam("nobody")
     except KeyError:
         pytest.skip("running as root, and there is no 'nobody' account to run the handout as")
-    return ["runuser", "-u", "nobody", "--"]
+    from autograder.sandbox import mounts, secrets
+    if mounts.locked_folders(secrets.needed_paths()) and not mounts.available():
+        pytest.skip("running as root, Python lies behind a folder 'nobody' cannot traverse, and "
+                    "this platform refuses the mount namespace that would let it reach Python")
+    return [sys.executable, "-c", AS_NOBODY, str(paths.ROOT)]
 
 
 @pytest.fixture(scope="module")
@@ -263,8 +285,7 @@ def run_as_student(folder: Path, *args: str) -> str:
     """``pytest ARGS`` in ``folder`` as an ordinary user; its stdout and stderr together."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env["HOME"] = str(folder.parent)
-    completed = subprocess.run([*ordinary_user(), "env", f"HOME={folder.parent}", sys.executable,
-                                "-m", "pytest", *args], cwd=folder, env=env,
+    completed = subprocess.run([*ordinary_user(), sys.executable, "-m", "pytest", *args], cwd=folder, env=env,
                                capture_output=True, text=True, timeout=GRADE_TIMEOUT)
     output = completed.stdout + completed.stderr
     assert "INTERNALERROR" not in output and "Traceback (most recent" not in output, output[-3000:]
