@@ -108,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"not written: {', '.join(unseparated)} would not tell a broken solution from a "
               f"correct one; raise the budget (autograder/training/budget.py) or pass --force", file=sys.stderr)
         return 1
-    CALIBRATION_DIR.mkdir(parents=True, exist_ok=True)
     path = calibration_path(setting)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {path.relative_to(paths.ROOT)}")
+    shown = path.relative_to(paths.ROOT) if path.is_relative_to(paths.ROOT) else path
+    print(f"wrote {shown}")
     return 0

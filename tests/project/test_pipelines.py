@@ -142,6 +142,26 @@ def test_calibration_of_other_images_is_refused(tiny_setting, monkeypatch, tmp_p
     assert Calibration.load(tiny_setting).pretrained == 0.1
 
 
+def test_calibrate_command_writes_the_measured_record_where_load_reads_it(tiny_setting, monkeypatch,
+                                                                          tmp_path, capsys):
+    """The CLI's last step: the record goes to the setting's path (folder made), and it loads."""
+    import argparse
+
+    from autograder import calibrate
+    monkeypatch.setattr(calibration, "CALIBRATION_DIR", tmp_path / "calibration")
+    monkeypatch.setattr(Setting, "resolve", classmethod(lambda cls, *a, **k: tiny_setting))
+    checks = {check: {"reference": [0.9], "broken": 0.1, "threshold": 0.87, "separated": True}
+              for check in calibration.TRAINED_CHECKS}
+    record = {"key": tiny_setting.key, "fingerprint": tiny_setting.fingerprint, "checks": checks,
+              "pretrained": 0.9, "ptq": {"4": 0.8}}
+    monkeypatch.setattr(calibrate, "calibrate", lambda setting, seeds, margin: record)
+    args = argparse.Namespace(data=None, checkpoint=None, device="cpu", seeds=1,
+                              margin=calibration.MARGIN, force=False)
+    assert calibrate.run(args) == 0
+    assert f"{tiny_setting.key}.json" in capsys.readouterr().out
+    assert Calibration.load(tiny_setting).thresholds == {c: 0.87 for c in calibration.TRAINED_CHECKS}
+
+
 def test_committed_calibrations_hold_every_check():
     for path in sorted((paths.FIXTURES_DIR / "calibration").glob("*.json")):
         record = json.loads(path.read_text())
