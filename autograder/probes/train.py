@@ -40,10 +40,14 @@ def _warm_up_optimizer() -> None:
     torch's optimizers import ``torch._dynamo`` lazily at first use, and with it stdlib modules
     (cProfile, ...) that the sandbox user may be unable to read where Python lives in a private
     folder. Done once here, every child inherits the loaded modules.
+
+    The gradient is set by hand, not by ``backward()``: autograd's engine counts the CUDA
+    devices when it first runs, which initialises the CUDA driver in the zygote, and a child
+    forked after that fails its first CUDA call with "initialization error".
     """
     parameter = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.SGD([parameter], lr=0.1, momentum=0.9, weight_decay=1e-4)
-    parameter.sum().backward()
+    parameter.grad = torch.ones(1)
     optimizer.step()
     optimizer.zero_grad()
 

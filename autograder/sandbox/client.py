@@ -216,7 +216,11 @@ def _zygote_env(device: str) -> dict:
            "PYTORCH_NVML_BASED_CUDA_CHECK": "1", "MPLBACKEND": "Agg"}
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
-    elif "CUDA_VISIBLE_DEVICES" in os.environ:
+        return env
+    # Deterministic kernels (the fine-tunes and the trusted measurement ask for them) refuse
+    # cuBLAS matrix products unless its workspace is fixed before the first handle is made.
+    env["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
         env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
     return env
 

@@ -68,8 +68,9 @@ class Setting:
         device = resolve_device(device)
         device_type = "cuda" if device.startswith("cuda") else "cpu"
         budget = BUDGETS[device_type]
-        return cls(_prefixes(load_dataset(data), budget), Path(checkpoint) if checkpoint else None,
-                   device, budget, seed)
+        # Absolute: the checkpoint is opened by the sandbox's trusted forks, whose cwd is not ours.
+        checkpoint = Path(checkpoint).absolute() if checkpoint else None
+        return cls(_prefixes(load_dataset(data), budget), checkpoint, device, budget, seed)
 
     @property
     def device_type(self) -> str:

@@ -162,6 +162,14 @@ def test_calibrate_command_writes_the_measured_record_where_load_reads_it(tiny_s
     assert Calibration.load(tiny_setting).thresholds == {c: 0.87 for c in calibration.TRAINED_CHECKS}
 
 
+def test_a_relative_checkpoint_is_resolved_where_it_was_given(tmp_path, monkeypatch):
+    """The trusted forks that open it run in the sandbox's folder: a path relative to the
+    TA's folder (``--checkpoint ../shared/...``) must reach them as the file it named."""
+    monkeypatch.chdir(tmp_path)
+    setting = Setting.resolve(checkpoint="model.pt", device="cpu")
+    assert setting.checkpoint == tmp_path / "model.pt"
+
+
 def test_committed_calibrations_hold_every_check():
     for path in sorted((paths.FIXTURES_DIR / "calibration").glob("*.json")):
         record = json.loads(path.read_text())
