@@ -217,8 +217,10 @@ def _zygote_env(device: str) -> dict:
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
         return env
-    # Deterministic kernels (the fine-tunes and the trusted measurement ask for them) refuse
-    # cuBLAS matrix products unless its workspace is fixed before the first handle is made.
+    # Deterministic kernels refuse cuBLAS matrix products unless its workspace is fixed before
+    # the first handle is made. This covers the trusted measurement, whose forks keep this
+    # environment; a student's call starts from a cleared one (child._prepare_process), and
+    # probes/train.py's _deterministic sets the same value again for the fine-tunes.
     env["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
     if "CUDA_VISIBLE_DEVICES" in os.environ:
         env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
