@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 
 from autograder import paths
 from autograder.batch.store import GRADER_ERROR, BatchDir, Outcome
-from autograder.batch.worker import Task, grade_chunk, grade_one
+from autograder.batch.worker import Task, grade_chunk, grade_one, zygote_template
 
 
 def default_jobs() -> int:
@@ -70,14 +70,18 @@ class LocalExecutor:
             return
         pool = ThreadPoolExecutor(max_workers=min(self.jobs, len(tasks)),
                                   thread_name_prefix="hw4-grade")
-        try:
-            futures = {pool.submit(grade_one, task): task for task in tasks}
-            for future in as_completed(futures):
-                yield _outcome_of(future, futures[future])
-        finally:
-            # On an interrupt, queued grades never start; those in flight are killed with the
-            # batch (their grader processes die with their parent).
-            pool.shutdown(wait=False, cancel_futures=True)
+        # One zygote template for the batch, started here in the main thread: it dies with
+        # the thread that started it (PR_SET_PDEATHSIG), and so with the batch.
+        template_log = BatchDir(tasks[0].out).template_log
+        with zygote_template(tasks[0].options.device, template_log) as template:
+            try:
+                futures = {pool.submit(grade_one, task, template): task for task in tasks}
+                for future in as_completed(futures):
+                    yield _outcome_of(future, futures[future])
+            finally:
+                # On an interrupt, queued grades never start; those in flight are killed with
+                # the batch (their grader processes die with their parent).
+                pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _outcome_of(future, task: Task) -> Outcome:

@@ -7,6 +7,8 @@ Layout of ``--out DIR``:
   the current key is the proof that the grade is complete, so a batch killed mid-grade regrades
   only what has no such record;
 - ``work/``: in-flight outputs, moved into ``results/`` when a grade ends;
+- ``zygote-template.log``: a line per sandbox zygote the batch's template forked or refused
+  (``batch.worker.zygote_template``), appended by each run;
 - ``scores.csv``, ``report.md``, ``report.html``, ``batch.json`` (the roster and options).
 """
 from __future__ import annotations
@@ -52,6 +54,10 @@ class BatchDir:
 
     def results(self, sub_id: str) -> Path:
         return self.root / "results" / f"{sub_id}.json"
+
+    @property
+    def template_log(self) -> Path:
+        return self.root / "zygote-template.log"
 
     def log(self, sub_id: str) -> Path:
         return self.root / "logs" / f"{sub_id}.log"

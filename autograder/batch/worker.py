@@ -12,6 +12,7 @@ grade ended; a fault is that submission's row, never the batch's.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,9 +50,10 @@ def grade_command(path: Path, out: Path, options: GradeOptions) -> list[str]:
             *options.grade_arguments()]
 
 
-def grade_one(task: Task) -> Outcome:
+def grade_one(task: Task, template: str | None = None) -> Outcome:
     """Grade ``task``'s submission into the batch folder and return its Outcome (also written
-    as its record). Never raises for a fault of the submission or of its grader process."""
+    as its record). Never raises for a fault of the submission or of its grader process.
+    ``template``: the address of a zygote template (``zygote_template``) the grade may use."""
     store = BatchDir(task.out).make()
     start = time.monotonic()
     if task.path is None:
@@ -61,7 +63,7 @@ def grade_one(task: Task) -> Outcome:
         return outcome
     work = store.work(task.id)
     work.unlink(missing_ok=True)
-    timed_out, returncode, error = _run_grader(task, work, store.log(task.id))
+    timed_out, returncode, error = _run_grader(task, work, store.log(task.id), template)
     seconds = time.monotonic() - start
     results = _read_results(work)
     if timed_out:
@@ -82,20 +84,49 @@ def grade_one(task: Task) -> Outcome:
 
 
 def grade_chunk(tasks: list[Task]) -> list[Outcome]:
-    """Several submissions one after another (one Slurm array task per chunk)."""
-    return [grade_one(task) for task in tasks]
+    """Several submissions one after another (one Slurm array task per chunk), sharing one
+    zygote template when there are several."""
+    if len(tasks) < 2:
+        return [grade_one(task) for task in tasks]
+    with zygote_template(tasks[0].options.device, BatchDir(tasks[0].out).template_log) as address:
+        return [grade_one(task, address) for task in tasks]
 
 
-def _run_grader(task: Task, work: Path, log: Path) -> tuple[bool, int | None, str]:
+@contextlib.contextmanager
+def zygote_template(device: str, log: Path | None = None):
+    """A zygote template for this batch's grader processes (``sandbox.template``): each one's
+    sandbox is forked from it with torch already imported, instead of importing it again. Yields
+    its address, or None where it did not start (every grade then starts its own zygote, as
+    ``grade`` alone does). Stopped at the end, and killed with this process if it dies. ``log``
+    gets a line per zygote it forked or refused."""
+    from autograder.sandbox.template import Template
+
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+    # SIGTERM, not SIGKILL, when this process dies: the template then removes its folder.
+    template = Template.start(device, log=log, preexec_fn=lambda: _die_with_parent(signal.SIGTERM))
+    try:
+        yield template.address if template is not None else None
+    finally:
+        if template is not None:
+            template.close()
+
+
+def _run_grader(task: Task, work: Path, log: Path, template: str | None = None
+                ) -> tuple[bool, int | None, str]:
     """Run the grader process; (timed out, exit status, error starting it)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     command = grade_command(task.path, work, task.options)
+    env = None
+    if template is not None:
+        from autograder.sandbox.template import ENV
+        env = {**os.environ, ENV: template}
     with open(log, "w", encoding="utf-8") as sink:
         sink.write(f"$ {' '.join(command)}\n")
         sink.flush()
         try:
             process = subprocess.Popen(command, cwd=paths.ROOT, stdin=subprocess.DEVNULL,
-                                       stdout=sink, stderr=subprocess.STDOUT,
+                                       stdout=sink, stderr=subprocess.STDOUT, env=env,
                                        start_new_session=True, preexec_fn=_die_with_parent)
         except OSError as error:
             return False, None, f"could not start the grader process: {error}"
@@ -121,11 +152,11 @@ def _resolve_prctl():
 _PRCTL = _resolve_prctl()  # resolved here: the forked child must not load libraries
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(sig: int = signal.SIGKILL) -> None:
     """In the grader process before exec: be killed when the batch dies (Linux), so a killed
     batch leaves no grade running behind it."""
     if _PRCTL is not None:
-        _PRCTL(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        _PRCTL(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -29,7 +29,7 @@ from autograder.machine import resolve_device
 from autograder.errors import (SUBMISSION_ERRORS, Crashed, GraderError, InvalidOutput, NoResult,
                                OutOfMemory, SubmissionError, TimedOut, from_kind)
 from autograder.sandbox import limits as limits_module
-from autograder.sandbox import reuse, secrets, slots, wire
+from autograder.sandbox import reuse, secrets, slots, template, wire
 from autograder.sandbox.child import OUTPUT_FILE, PROGRESS_FILE, RUNNING_FILE
 from autograder.sandbox.limits import Limits
 
@@ -149,10 +149,13 @@ class _Zygote:
     def __init__(self, config: dict, env: dict, log_path: Path, cwd: Path):
         self.log_path = log_path
         with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-I", "-c", _BOOT, str(paths.ROOT)], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=log, env=env, cwd=cwd, close_fds=True,
-                start_new_session=True)
+            # A batch's template forks one with the imports done; else (or if it refuses) a
+            # fresh one does them itself. Either runs zygote.main in the same environment.
+            self.process = template.spawn(_template_request(config, env, cwd), log.fileno()) \
+                or subprocess.Popen(
+                    [sys.executable, "-I", "-c", _BOOT, str(paths.ROOT)], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=log, env=env, cwd=cwd, close_fds=True,
+                    start_new_session=True)
         self._buffer = b""
         self._started = time.monotonic()
         self.capabilities: dict | None = None
@@ -207,6 +210,13 @@ class _Zygote:
                 pipe.close()
             except OSError:
                 pass
+
+
+def _template_request(config: dict, env: dict, cwd: Path) -> dict:
+    """What a template must match to fork this zygote: what a fresh one would import and run
+    with (``template.py``)."""
+    return {"provided_dir": config["provided_dir"], "root_dir": config["root_dir"],
+            "python": sys.executable, "env": env, "cwd": str(cwd)}
 
 
 def _zygote_env(device: str) -> dict:

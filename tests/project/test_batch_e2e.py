@@ -90,6 +90,17 @@ def test_every_row_of_scores_csv_is_what_grade_gives(batch, klass, graded_alone)
             assert float(row[problem]) == pytest.approx(points, abs=1e-4), (sub_id, problem)
 
 
+def test_every_grade_of_the_batch_forks_its_sandbox_from_the_batch_template(batch, klass):
+    """The grades above, equal to grade's, ran on zygotes the batch's template forked (torch
+    imported once for the class): none refused, at least one per submission with files."""
+    out, _ = batch
+    lines = (out / "zygote-template.log").read_text().splitlines()
+    forked = [line for line in lines if line.startswith("forked zygote")]
+    with_files = [sub for sub, info in klass[1].items() if info["status"] == "graded"]
+    assert not [line for line in lines if "refused" in line], lines
+    assert len(forked) >= len(with_files), lines
+
+
 def test_the_class_gets_the_verdicts_of_its_submissions(batch):
     """Not only equal to grade: the reference full, stubs and faults zero, mistakes in between."""
     rows = _rows(batch[0])
