@@ -39,6 +39,20 @@ class Budget:
     batches_per_epoch: int
     threads: int
 
+    def one_epoch_steps(self) -> dict[str, int]:
+        """The steps each pipeline draws from one epoch of its loader, which must hold them: a
+        loader that runs out first trains less, and 3.3's check counts the student short."""
+        return {"3.3's masked fine-tune (masked_batches)": self.masked_batches,
+                "4.3's fine-tune (qat_batches)": self.qat_batches,
+                "4.4's fine-tune (sparse_qat_batches)": self.sparse_qat_batches,
+                "an epoch of 3.4, 3.5 and 4.5 (batches_per_epoch)": self.batches_per_epoch}
+
+    def short_of(self, images: int) -> dict[str, int]:
+        """The pipelines whose steps one epoch over ``images`` training images (at most
+        ``train_images`` of them, in batches of ``batch_size``) cannot give: {pipeline: steps}."""
+        batches = -(-min(images, self.train_images) // self.batch_size)  # the last is partial
+        return {name: steps for name, steps in self.one_epoch_steps().items() if steps > batches}
+
 
 # CPU: the same 22,016 image passes as 86 batches of the course's 256, in 344 batches of 64, on
 # one thread. A step at batch 64 needs some 500 MB less than at 256 (benchmarks/grade_in_cgroup.py),
@@ -47,6 +61,7 @@ class Budget:
 BUDGETS = {
     "cpu": Budget("short", batch_size=64, train_images=5000, test_images=1000, masked_batches=48,
                   qat_batches=24, sparse_qat_batches=32, epochs=16, batches_per_epoch=4, threads=1),
-    "cuda": Budget("long", batch_size=256, train_images=10000, test_images=10000, masked_batches=40,
+    # masked_batches: one epoch of the embedded data's 5,000 images gives 20 batches of 256.
+    "cuda": Budget("long", batch_size=256, train_images=10000, test_images=10000, masked_batches=20,
                    qat_batches=20, sparse_qat_batches=20, epochs=20, batches_per_epoch=4, threads=4),
 }
