@@ -191,8 +191,8 @@ def serve(address: str, provided_dir: str) -> None:
     # SIGTERM (what the batch's death sends it, PR_SET_PDEATHSIG) ends it like EOF does, so
     # its folder goes with it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    os.write(1, b'{"ready": true}\n')
     try:
+        os.write(1, b'{"ready": true}\n')  # inside the try: a SIGTERM right after it still cleans
         _serve_requests(listener, expected, zygote)
     finally:
         listener.close()

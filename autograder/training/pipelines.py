@@ -46,6 +46,7 @@ class Pipelines:
     """Runs the training stage's pipelines for one submission (``sandbox``) in one ``setting``."""
 
     def __init__(self, sandbox, setting: Setting):
+        setting.check_enough_images()  # before any training: calibrate and grade alike
         self.sandbox = sandbox
         self.setting = setting
         self.budget = setting.budget

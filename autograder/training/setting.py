@@ -45,22 +45,6 @@ def _prefixes(dataset, budget: Budget):
                                x_test=dataset.x_test[:m].copy(), y_test=dataset.y_test[:m].copy())
 
 
-def _check_enough_images(dataset, budget: Budget, device_type: str) -> None:
-    """GraderError (a staff message) when one epoch of ``dataset``'s training images cannot
-    give a pipeline its steps: every student would lose that check's points."""
-    short = budget.short_of(len(dataset.x_train))
-    if short:
-        from autograder.errors import GraderError
-        images = min(len(dataset.x_train), budget.train_images)
-        needs = "; ".join(f"{name}: {steps}" for name, steps in short.items())
-        raise GraderError(
-            f"the data {dataset.name!r} have {images} training images for the {device_type} "
-            f"budget {budget.name!r}, {-(-images // budget.batch_size)} batches of "
-            f"{budget.batch_size} per epoch, fewer than these pipelines take from one epoch "
-            f"({needs}). Use data with more training images, or lower those fields in "
-            f"autograder/training/budget.py and recalibrate (python -m autograder calibrate).")
-
-
 @dataclass(frozen=True)
 class Setting:
     """What a training-stage run is measured on: data, checkpoint, device and budget.
@@ -86,9 +70,7 @@ class Setting:
         budget = BUDGETS[device_type]
         # Absolute: the checkpoint is opened by the sandbox's trusted forks, whose cwd is not ours.
         checkpoint = Path(checkpoint).absolute() if checkpoint else None
-        dataset = load_dataset(data)
-        _check_enough_images(dataset, budget, device_type)
-        return cls(_prefixes(dataset, budget), checkpoint, device, budget, seed)
+        return cls(_prefixes(load_dataset(data), budget), checkpoint, device, budget, seed)
 
     @property
     def device_type(self) -> str:
@@ -105,6 +87,22 @@ class Setting:
                 "train": arrays_digest(*self.train_split()),
                 "test": arrays_digest(*self.test_split()),
                 "budget": asdict(budget)}
+
+    def check_enough_images(self) -> None:
+        """GraderError (a staff message) when one epoch of the training images cannot give a
+        pipeline its steps: every student would lose that check's points."""
+        budget, images = self.budget, len(self.dataset.x_train)
+        short = budget.short_of(images)
+        if short:
+            from autograder.errors import GraderError
+            images = min(images, budget.train_images)
+            needs = "; ".join(f"{name}: {steps}" for name, steps in short.items())
+            raise GraderError(
+                f"the data {self.dataset.name!r} have {images} training images for the "
+                f"{self.device_type} budget {budget.name!r}, {-(-images // budget.batch_size)} "
+                f"batches of {budget.batch_size} per epoch, fewer than these pipelines take from "
+                f"one epoch ({needs}). Use data with more training images, or lower those fields "
+                f"in autograder/training/budget.py and recalibrate (python -m autograder calibrate).")
 
     def train_split(self) -> tuple[np.ndarray, np.ndarray]:
         n = self.budget.train_images

@@ -183,7 +183,7 @@ def test_data_too_small_for_the_budget_stop_the_stage_with_a_staff_message(monke
     greedy = dataclasses.replace(BUDGETS["cpu"], masked_batches=80)  # 5,000 images: 79 of 64
     monkeypatch.setitem(setting_module.BUDGETS, "cpu", greedy)
     with pytest.raises(GraderError, match=r"3\.3's masked fine-tune \(masked_batches\): 80"):
-        Setting.resolve(device="cpu")
+        Pipelines(None, Setting.resolve(device="cpu"))  # as calibrate and the stage build it
 
 
 def test_committed_calibrations_hold_every_check():

@@ -171,3 +171,20 @@ def test_a_template_ended_by_sigterm_removes_its_socket_folder():
     assert started.process.wait(timeout=10) == 0
     assert not started.folder.exists()
     started.close()
+
+
+def test_a_slurm_chunk_of_several_grades_forks_them_from_one_template(tmp_path):
+    """``grade_chunk`` (one Slurm array task) starts its own template for its grades."""
+    from autograder.batch.keys import GradeOptions
+    from autograder.batch.store import GRADED, MISSING, BatchDir
+    from autograder.batch.worker import Task, grade_chunk
+
+    out, options = tmp_path / "out", GradeOptions()
+    tasks = [Task("stubs", paths.STUDENT_DIR, "k1", out, options, 300.0),
+             Task("absent", None, "k2", out, options, 300.0)]
+    outcomes = {o.id: o for o in grade_chunk(tasks)}
+    assert (outcomes["stubs"].status, outcomes["absent"].status) == (GRADED, MISSING)
+    forked = [line for line in BatchDir(out).template_log.read_text().splitlines()
+              if line.startswith("forked zygote")]
+    assert len(forked) == 1, forked
+    assert json.loads(BatchDir(out).results("stubs").read_text())["tests"]
