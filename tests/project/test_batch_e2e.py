@@ -25,7 +25,7 @@ from autograder.report import validate_json
 from batch_helpers import comparable, grade_one_at_a_time, make_export, run_batch_cli
 from results_helpers import scores_by_problem
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=190)
 
 
 @pytest.fixture(scope="module")

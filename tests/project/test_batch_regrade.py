@@ -15,7 +15,7 @@ import pytest
 from autograder import paths, validate
 from batch_helpers import run_batch_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=35)
 
 CLASS = ("reference", "stubs", "tf-one-wrong", "prune-largest")
 PROBLEM = "1.9"  # the fix: its points go from 2 to 5

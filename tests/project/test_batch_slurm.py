@@ -22,7 +22,7 @@ import pytest
 from autograder import paths, validate
 from batch_helpers import comparable, grade_one_at_a_time
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=60)
 
 DAEMONS = ("slurmctld", "slurmd", "sbatch", "squeue", "sinfo")
 START_SECONDS = 40

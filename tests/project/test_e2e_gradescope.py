@@ -22,7 +22,7 @@ from autograder.build import HANDOUT_FOLDER, build
 from autograder.report import validate_json
 from results_helpers import scores_by_problem
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=100)
 
 GRADE_TIMEOUT = 300  # seconds for one unit-stage run_autograder, far above its ~15 s
 

@@ -22,7 +22,7 @@ from autograder import paths
 from autograder.sandbox import Limits, Sandbox, slots
 from autograder.sandbox.limits import MiB, is_root
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow(seconds=40),
               pytest.mark.skipif(not is_root(), reason="needs root (sandbox uids, RLIMIT_NPROC)")]
 
 HOG_PROCESSES = 64  # Limits.max_processes: the fork loop stops at the limit, or here

@@ -98,7 +98,7 @@ def test_requirements_name_the_backport_for_python_3_10():
     assert any(re.match(r"tomli\b.*;\s*python_version\s*<\s*['\"]3\.11['\"]", line) for line in lines)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=45)
 @pytest.mark.root
 def test_setup_sh_installs_into_its_own_environment_on_the_system_python(tmp_path):
     if os.geteuid() != 0:

@@ -19,7 +19,7 @@ from hw4 import data
 from hw4.resnet import load_pretrained, prunable_layers
 from hw4.training import evaluate
 
-pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow(seconds=70)]
 
 SHARED = shared_data_dir()
 CHECKPOINT = SHARED / "pretrained_model.pt" if SHARED else None

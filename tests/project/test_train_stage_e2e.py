@@ -9,7 +9,7 @@ import pytest
 from autograder import paths
 from autograder.grade import grade_submission
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=240)
 
 
 def graded(tmp_path, submission, name: str) -> dict:

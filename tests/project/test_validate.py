@@ -184,7 +184,7 @@ def test_judge_flags_every_kind_of_surprise():
 
 # --- the whole run through the engine -------------------------------------------------------
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=110)
 def test_validate_finds_no_surprise_over_the_whole_catalogue():
     """Reference full, stubs 0, each mistake charged on its problems only, variants full."""
     outcomes = validate.run_cases(validate.plan_cases(stage="unit"), jobs=2, device="cpu")

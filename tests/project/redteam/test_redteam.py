@@ -170,7 +170,7 @@ def _marks(group):
     return [pytest.mark.xfail(strict=True, reason="; ".join(gaps))] if gaps else []
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=190)
 @pytest.mark.parametrize("group", [pytest.param(g, id=_group_id(g), marks=_marks(g)) for g in GROUPS])
 def test_hostile_submission_is_graded_honestly(group, reference_grade, grades):
     if any(h.needs_root for h in group) and not IS_ROOT:
