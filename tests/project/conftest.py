@@ -1,5 +1,14 @@
 """Fixtures shared by the project's own tests."""
+import os
+
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each xdist worker has one core of its own (pytest.ini: -n auto). torch's default, a thread
+    # per core, would oversubscribe the machine, and its OpenMP threads spin while they wait for
+    # each other: test_shared_data's evaluations then took 164 CPU s instead of 69 beside a busy
+    # worker. Set before any test module imports torch; sandbox calls set their own threads.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from autograder.sandbox import reuse
 
