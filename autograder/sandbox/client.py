@@ -35,6 +35,7 @@ from autograder.sandbox.limits import Limits
 
 DEFAULT_TIMEOUT = 30.0   # seconds for one probe call on the course's small inputs
 STARTUP_TIMEOUT = 120.0  # importing torch on a loaded 2-core machine
+FORKED_STARTUP_TIMEOUT = 30.0  # a zygote forked by a template: confinement and self-check only
 FORK_TIMEOUT = 10.0      # from a request to the zygote's {"pid"}
 REAP_TIMEOUT = 5.0       # from our SIGKILL to the zygote's exit report
 _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from autograder.sandbox.zygote import main; main()"
@@ -147,28 +148,44 @@ class _Zygote:
     """One fork-server process and its JSON-lines pipe."""
 
     def __init__(self, config: dict, env: dict, log_path: Path, cwd: Path):
-        self.log_path = log_path
-        with open(log_path, "ab") as log:
-            # A batch's template forks one with the imports done; else (or if it refuses) a
-            # fresh one does them itself. Either runs zygote.main in the same environment.
-            self.process = template.spawn(_template_request(config, env, cwd), log.fileno()) \
-                or subprocess.Popen(
-                    [sys.executable, "-I", "-c", _BOOT, str(paths.ROOT)], stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE, stderr=log, env=env, cwd=cwd, close_fds=True,
-                    start_new_session=True)
-        self._buffer = b""
-        self._started = time.monotonic()
+        self.log_path, self._config, self._env, self._cwd = log_path, config, env, cwd
         self.capabilities: dict | None = None
-        self.send(config)
+        # A batch's template forks one with the imports done; else (or if it refuses, or the
+        # forked one does not come up) a fresh one does them itself. Either runs zygote.main
+        # in the same environment.
+        with open(log_path, "ab") as log:
+            self.process = template.spawn(_template_request(config, env, cwd), log.fileno())
+        if self.process is not None:
+            self._started, self._buffer = time.monotonic(), b""
+            try:
+                self.send(config)
+                return
+            except _ZygoteGone:
+                self.stop()
+        self._start_fresh()
+
+    def _start_fresh(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOT, str(paths.ROOT)], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=log, env=self._env, cwd=self._cwd,
+                close_fds=True, start_new_session=True)
+        self._started, self._buffer = time.monotonic(), b""
+        self.send(self._config)
 
     def wait_ready(self) -> None:
         """Wait for the zygote's imports to finish; GraderError when it failed to start."""
         if self.capabilities is not None:
             return
-        try:
-            ready = self.receive(self._started + STARTUP_TIMEOUT)
+        forked = isinstance(self.process, template.Spawned)
+        try:  # a forked zygote has nothing to import: it is ready in seconds or not at all
+            ready = self.receive(self._started + (FORKED_STARTUP_TIMEOUT if forked else STARTUP_TIMEOUT))
         except _ZygoteGone:
             ready = None
+        if forked and (ready is None or not ready.get("ready")):
+            self.stop()  # a template only ever saves time: the grade gets a fresh zygote
+            self._start_fresh()
+            return self.wait_ready()
         if ready is None or not ready.get("ready"):
             self.stop()
             detail = ready.get("traceback", ready.get("error", "")) if ready else \
@@ -203,7 +220,10 @@ class _Zygote:
         return json.loads(line)
 
     def stop(self) -> None:
-        limits_module.kill_group(self.process.pid)
+        if isinstance(self.process, template.Spawned):
+            self.process.kill_group()  # through its pidfd: not our child
+        else:
+            limits_module.kill_group(self.process.pid)
         self.process.wait()
         for pipe in (self.process.stdin, self.process.stdout):
             try:

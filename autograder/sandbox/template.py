@@ -22,8 +22,15 @@ runs with (``{"error"}``); else it forks, and answers ``{"pid"}`` with a pidfd o
 The connection stays open for the zygote's life: the template reaps the zygote only after the
 client closes it, so the pid a client kills (``kill_group``) is never another process's.
 
-Anything that goes wrong on the client's side returns None, and the Sandbox starts a fresh
-zygote as it would without a template: a template only ever saves time.
+Anything that goes wrong returns None on the client's side, or a forked zygote that does not
+come up, and the Sandbox starts a fresh zygote as it would without a template: a template only
+ever saves time. No request ends the template.
+
+Who can reach it: as root, only root (the folder is 0700, and a call's /tmp is private); the
+sandbox user cannot. Without root there is no sandbox user: student code runs as the batch's
+own user, who can already reach everything the batch can, the template included. A forked
+zygote's /proc cmdline is the template's (its socket path among it); its ``sys.argv`` is a fresh
+zygote's.
 """
 from __future__ import annotations
 
@@ -62,19 +69,36 @@ class Spawned:
         self.pid, self._pidfd, self._connection = pid, pidfd, connection
         self.stdin, self.stdout = os.fdopen(stdin_fd, "wb"), os.fdopen(stdout_fd, "rb")
 
+    def _exited(self, timeout: float | None) -> bool:
+        if self._pidfd < 0:
+            return True
+        poller = select.poll()  # not select(): a grader process may hold fds above 1023
+        poller.register(self._pidfd, select.POLLIN)
+        return bool(poller.poll(None if timeout is None else int(timeout * 1000)))
+
     def poll(self) -> int | None:
         """None while the zygote runs; 0 once it has exited (its status is the template's)."""
-        if self._pidfd < 0:
-            return 0
-        readable, _, _ = select.select([self._pidfd], [], [], 0)
-        return 0 if readable else None
+        return 0 if self._exited(0) else None
+
+    def kill_group(self) -> None:
+        """SIGKILL the zygote's group while it runs, and the zygote itself through its pidfd
+        (never a pid that another process may have taken since)."""
+        if self._exited(0):
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)  # unreaped (the template waits for us): still its
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        except (ProcessLookupError, OSError):
+            pass
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait until the zygote has exited (or ``timeout`` passes), then let the template
         reap it."""
         if self._pidfd >= 0:
-            readable, _, _ = select.select([self._pidfd], [], [], timeout)
-            if not readable:
+            if not self._exited(timeout):
                 return None
             os.close(self._pidfd)
             self._pidfd = -1
@@ -86,12 +110,18 @@ def spawn(request: dict, log_fd: int) -> Spawned | None:
     """Ask the template named by ``ENV`` for a zygote logging to ``log_fd``; None when there is
     no template, or it refused or failed (the caller then starts a fresh zygote)."""
     address = os.environ.get(ENV)
-    if not address or not hasattr(socket, "send_fds") or not hasattr(os, "pidfd_open"):
+    if not address or not hasattr(socket, "send_fds") or not hasattr(os, "pidfd_open") \
+            or not hasattr(signal, "pidfd_send_signal"):
         return None
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    (stdin_r, stdin_w), (stdout_r, stdout_w) = os.pipe(), os.pipe()
+    mine: list = []  # what to close if no zygote comes of it
     reply, fds = {}, []
     try:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        mine.append(connection)
+        stdin_r, stdin_w = os.pipe()
+        mine += [stdin_r, stdin_w]
+        stdout_r, stdout_w = os.pipe()
+        mine += [stdout_r, stdout_w]
         connection.settimeout(REPLY_TIMEOUT)
         connection.connect(address)
         socket.send_fds(connection, [json.dumps(request).encode()], [stdin_r, stdout_w, log_fd])
@@ -99,17 +129,23 @@ def spawn(request: dict, log_fd: int) -> Spawned | None:
         reply = json.loads(message or b"{}")
     except (OSError, ValueError):
         pass
-    finally:
-        os.close(stdin_r)  # the zygote holds its own copies now
-        os.close(stdout_w)
     pid = reply.get("pid") if isinstance(reply, dict) else None
-    if type(pid) is not int or pid <= 0 or len(fds) != 1:
-        for fd in (*fds, stdin_w, stdout_r):
-            os.close(fd)
-        connection.close()
+    if type(pid) is not int or pid <= 0 or len(fds) != 1 or len(mine) != 5:
+        for item in (*fds, *mine):
+            _close(item)
         return None
+    for item in (stdin_r, stdout_w):  # the zygote holds its own copies now
+        _close(item)
+    os.set_inheritable(fds[0], False)
     connection.settimeout(None)
     return Spawned(pid, fds[0], connection, stdin_w, stdout_r)
+
+
+def _close(item) -> None:
+    try:
+        item.close() if isinstance(item, socket.socket) else os.close(item)
+    except OSError:
+        pass
 
 
 # -- the batch's side: start and stop one ----------------------------------------------------
@@ -175,7 +211,7 @@ class Template:
 
 def serve(address: str, provided_dir: str) -> None:
     """The template process: the zygote's imports, then one fork per accepted request, until
-    its stdin closes."""
+    its stdin closes and its last zygote's connection with it."""
     from autograder.sandbox import zygote
 
     sys.dont_write_bytecode = True
@@ -184,6 +220,7 @@ def serve(address: str, provided_dir: str) -> None:
     # does in a fresh zygote.
     expected = {"provided_dir": provided_dir, "root_dir": str(paths.ROOT),
                 "python": sys.executable, "env": dict(os.environ)}
+    os.close(os.pidfd_open(os.getpid()))  # a kernel without pidfds (< 5.3): no ready line
     zygote.import_trusted(Path(provided_dir))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address)
@@ -193,26 +230,29 @@ def serve(address: str, provided_dir: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         os.write(1, b'{"ready": true}\n')  # inside the try: a SIGTERM right after it still cleans
-        _serve_requests(listener, expected, zygote)
+        _serve_requests(listener, address, expected, zygote)
     finally:
         listener.close()
         shutil.rmtree(os.path.dirname(address), ignore_errors=True)
 
 
-def _serve_requests(listener: socket.socket, expected: dict, zygote) -> None:
+def _serve_requests(listener: socket.socket, address: str, expected: dict, zygote) -> None:
+    """Fork a zygote per request; reap each one once its client has closed its connection.
+    At EOF on stdin no new request is taken, but the zygotes still open are waited for, so a
+    client never kills a pid that init has reaped and handed to another process."""
     zygotes: dict[socket.socket, int] = {}  # open connection -> its zygote
     unreaped: set[int] = set()              # zygotes whose client closed its connection
-    while True:
-        readable, _, _ = select.select([0, listener, *zygotes], [], [], 1.0)
-        if 0 in readable and not os.read(0, 1):
-            return  # the batch is done: zygotes still running are reparented, never killed
-        if listener in readable:
-            connection, _ = listener.accept()
-            pid = _fork_zygote(connection, [listener, *zygotes], expected, zygote)
-            if pid is None:
-                connection.close()
-            else:
-                zygotes[connection] = pid
+    accepting = True
+    while accepting or zygotes or unreaped:
+        waiting = [0, listener] if accepting else []
+        readable, _, _ = select.select([*waiting, *zygotes], [], [], 1.0)
+        if accepting and 0 in readable and not os.read(0, 1):
+            accepting = False  # the batch is done
+            listener.close()
+            shutil.rmtree(os.path.dirname(address), ignore_errors=True)
+            continue
+        if accepting and listener in readable:
+            _accept(listener, zygotes, expected, zygote)
         for connection in [c for c in readable if c in zygotes]:
             try:
                 closed = not connection.recv(1)
@@ -228,6 +268,26 @@ def _serve_requests(listener: socket.socket, expected: dict, zygote) -> None:
                 done = pid
             if done:
                 unreaped.discard(pid)
+
+
+def _accept(listener: socket.socket, zygotes: dict, expected: dict, zygote) -> None:
+    """One request: a zygote forked and its connection kept, or the request dropped. Nothing
+    a request meets (no fds left, fork refused) ends the template: the client then starts a
+    fresh zygote."""
+    try:
+        connection, _ = listener.accept()
+    except OSError as error:
+        print(f"accept failed: {error}", file=sys.stderr, flush=True)
+        return
+    try:
+        pid = _fork_zygote(connection, [listener, *zygotes], expected, zygote)
+    except Exception as error:  # noqa: BLE001 - a request's fault, never the template's end
+        print(f"request failed: {error!r}", file=sys.stderr, flush=True)
+        pid = None
+    if pid is None:
+        connection.close()
+    else:
+        zygotes[connection] = pid
 
 
 def _fork_zygote(connection: socket.socket, others: list, expected: dict, zygote) -> int | None:
@@ -248,26 +308,14 @@ def _fork_zygote(connection: socket.socket, others: list, expected: dict, zygote
             return None
         pid = os.fork()
         if pid == 0:
-            code = 1
-            try:
-                for sock in (*others, connection):
-                    sock.close()
-                for target, fd in enumerate(fds):
-                    os.dup2(fd, target)
-                    os.close(fd)
-                os.setsid()  # its own group, as Popen(start_new_session=True) gives
-                os.chdir(request["cwd"])
-                for sig in (signal.SIGINT, signal.SIGTERM):  # as a fresh interpreter has them
-                    signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT
-                                  else signal.SIG_DFL)
-                zygote.main()
-                code = 0
-            except SystemExit as end:
-                code = end.code if isinstance(end.code, int) else 1
-            finally:
-                os._exit(code)
+            _become_zygote(request, fds, [*others, connection], zygote)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            os.kill(pid, signal.SIGKILL)  # never handed out: not ours to keep
+            os.waitpid(pid, 0)
+            raise
         print(f"forked zygote {pid} in {request['cwd']}", file=sys.stderr, flush=True)
-        pidfd = os.pidfd_open(pid)
         try:
             _reply(connection, {"pid": pid}, [pidfd])
         finally:
@@ -280,6 +328,36 @@ def _fork_zygote(connection: socket.socket, others: list, expected: dict, zygote
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _become_zygote(request: dict, fds: list[int], sockets: list, zygote) -> None:
+    """In the forked child: become what ``python -I -c <boot> ROOT`` started by ``_Zygote``
+    would be (fds 0-2, its own session, its cwd, default signals, its argv), then run the
+    zygote. Never returns."""
+    code = 1
+    try:
+        for sock in sockets:
+            sock.close()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.setsid()  # its own group, as Popen(start_new_session=True) gives
+        os.chdir(request["cwd"])
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh interpreter has
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        sys.argv[:] = ["-c", str(paths.ROOT)]  # not the template's socket and folder
+        zygote.main()
+        code = 0
+    except SystemExit as end:
+        code = end.code if isinstance(end.code, int) else 1
+    except BaseException:  # the zygote's log says why, as a fresh zygote's traceback would
+        import traceback
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
 
 
 def _reply(connection: socket.socket, message: dict, fds=()) -> None:

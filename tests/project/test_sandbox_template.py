@@ -39,7 +39,7 @@ def template():
 
 def _submission(folder, answer: int):
     folder.mkdir()
-    (folder / "lab1.py").write_text(f"ANSWER = {answer}\n")
+    (folder / "lab1.py").write_text(f"import sys\nARGV = list(sys.argv)\nANSWER = {answer}\n")
     return folder
 
 
@@ -68,6 +68,7 @@ def _seen(sandbox) -> str:
     sandbox's own folder (each Sandbox has another) written as <sandbox>."""
     seen = sandbox.run("selftest.environment", {}).values
     state = sandbox.run("selftest.state", {"module": "lab1"}).values
+    state["argv"] = sandbox.run("selftest.module_global", {"module": "lab1", "name": "ARGV"}).values["value"]
     kept = {**{k: v for k, v in seen.items() if k not in PER_CALL},
             **{k: v for k, v in state.items() if k not in ("cwd", "random", "torch_random")}}
     return json.dumps(kept, sort_keys=True, indent=1).replace(str(sandbox._base), "<sandbox>")
@@ -107,6 +108,36 @@ def test_a_template_of_another_provided_package_is_refused_and_a_fresh_zygote_st
             assert _parent(sandbox._zygote.process.pid) == os.getpid()  # started here
     finally:
         other.close()
+
+
+def test_a_forked_zygote_that_does_not_come_up_gives_way_to_a_fresh_one(template, tmp_path,
+                                                                       monkeypatch):
+    """Here its cwd does not exist: the forked zygote dies saying so in its log, and the
+    Sandbox starts a fresh zygote of its own instead of failing the grade."""
+    from autograder.sandbox import client
+    real = client._template_request
+    monkeypatch.setattr(client, "_template_request",
+                        lambda *args: {**real(*args), "cwd": str(tmp_path / "gone")})
+    monkeypatch.setenv(ENV, template.address)
+    with Sandbox(_submission(tmp_path / "sub", 4), limits=LIMITS) as sandbox:
+        assert sandbox.run("selftest.module_global", {"module": "lab1", "name": "ANSWER"}).values["value"] == 4
+        assert _parent(sandbox._zygote.process.pid) == os.getpid()
+        assert "FileNotFoundError" in (sandbox._base / "zygote.log").read_text()
+
+
+def test_a_malformed_request_does_not_end_the_template(template, tmp_path, monkeypatch):
+    import socket
+    for junk in (b"not json", b'{"cwd": 1}', b""):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as peer:
+            peer.connect(template.address)
+            peer.sendall(junk)
+            peer.shutdown(socket.SHUT_WR)
+            peer.settimeout(15)
+            peer.recv(4096)  # answered or closed, never left hanging
+    monkeypatch.setenv(ENV, template.address)
+    with Sandbox(_submission(tmp_path / "sub", 2), limits=LIMITS) as sandbox:
+        sandbox.start()
+        assert _parent(sandbox._zygote.process.pid) == template.process.pid
 
 
 def test_a_template_that_is_gone_costs_nothing_but_time(tmp_path, monkeypatch):
