@@ -55,6 +55,18 @@ _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
          "from autograder.sandbox.template import serve; serve(*sys.argv[2:])")
 
 
+def supported() -> bool:
+    """Whether this Python and kernel have what a template needs (fd passing, pidfds: 5.3+)."""
+    if not (hasattr(socket, "send_fds") and hasattr(os, "pidfd_open")
+            and hasattr(signal, "pidfd_send_signal")):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
 # -- the client's side: a zygote that is not our child -------------------------------------
 
 class Spawned:
@@ -110,8 +122,7 @@ def spawn(request: dict, log_fd: int) -> Spawned | None:
     """Ask the template named by ``ENV`` for a zygote logging to ``log_fd``; None when there is
     no template, or it refused or failed (the caller then starts a fresh zygote)."""
     address = os.environ.get(ENV)
-    if not address or not hasattr(socket, "send_fds") or not hasattr(os, "pidfd_open") \
-            or not hasattr(signal, "pidfd_send_signal"):
+    if not address or not supported():
         return None
     mine: list = []  # what to close if no zygote comes of it
     reply, fds = {}, []
@@ -220,7 +231,8 @@ def serve(address: str, provided_dir: str) -> None:
     # does in a fresh zygote.
     expected = {"provided_dir": provided_dir, "root_dir": str(paths.ROOT),
                 "python": sys.executable, "env": dict(os.environ)}
-    os.close(os.pidfd_open(os.getpid()))  # a kernel without pidfds (< 5.3): no ready line
+    if not supported():  # a kernel without pidfds (< 5.3): no ready line, no template
+        raise SystemExit("zygote template: this kernel has no pidfds")
     zygote.import_trusted(Path(provided_dir))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address)

@@ -14,9 +14,11 @@ import pytest
 from autograder import paths
 from autograder.sandbox import Limits, Sandbox
 from autograder.sandbox.limits import MiB, ensure_sandbox_user, is_root
-from autograder.sandbox.template import ENV, Template
+from autograder.sandbox.template import ENV, Template, supported
 
-pytestmark = pytest.mark.slow  # each test starts a template and sandboxes
+pytestmark = [pytest.mark.slow,  # each test starts a template and sandboxes
+              pytest.mark.skipif(not supported(), reason="no pidfds or fd passing here (Linux 5.3+, "
+                                 "Python 3.9+): a batch's grades start their own zygotes")]
 
 LIMITS = Limits(memory=512 * MiB, max_output=10_000, tmp_bytes=16 * MiB)
 # What a call's child sees that depends on its own call (folder, pid, session), not its zygote.
