@@ -72,8 +72,7 @@ class LocalExecutor:
                                   thread_name_prefix="hw4-grade")
         # One zygote template for the batch, started here in the main thread: it dies with
         # the thread that started it (PR_SET_PDEATHSIG), and so with the batch.
-        template_log = BatchDir(tasks[0].out).template_log
-        with zygote_template(tasks[0].options.device, template_log) as template:
+        with zygote_template(tasks) as template:
             try:
                 futures = {pool.submit(grade_one, task, template): task for task in tasks}
                 for future in as_completed(futures):

@@ -88,23 +88,24 @@ def grade_chunk(tasks: list[Task]) -> list[Outcome]:
     zygote template when there are several."""
     if len(tasks) < 2:
         return [grade_one(task) for task in tasks]
-    with zygote_template(tasks[0].options.device, BatchDir(tasks[0].out).template_log) as address:
+    with zygote_template(tasks) as address:
         return [grade_one(task, address) for task in tasks]
 
 
 @contextlib.contextmanager
-def zygote_template(device: str, log: Path | None = None):
-    """A zygote template for this batch's grader processes (``sandbox.template``): each one's
-    sandbox is forked from it with torch already imported, instead of importing it again. Yields
-    its address, or None where it did not start (every grade then starts its own zygote, as
-    ``grade`` alone does). Stopped at the end, and killed with this process if it dies. ``log``
-    gets a line per zygote it forked or refused."""
+def zygote_template(tasks: list[Task]):
+    """A zygote template for the grader processes of ``tasks`` (one batch: one device, one
+    folder; ``sandbox.template``): each one's sandbox is forked from it with torch already
+    imported, instead of importing it again. Yields its address, or None where it did not start
+    (every grade then starts its own zygote, as ``grade`` alone does). Stopped at the end, and
+    killed with this process if it dies. The batch folder's ``template_log`` gets a line per
+    zygote it forked or refused."""
     from autograder.sandbox.template import Template
 
-    if log is not None:
-        log.parent.mkdir(parents=True, exist_ok=True)
+    log = BatchDir(tasks[0].out).make().template_log
     # SIGTERM, not SIGKILL, when this process dies: the template then removes its folder.
-    template = Template.start(device, log=log, preexec_fn=lambda: _die_with_parent(signal.SIGTERM))
+    template = Template.start(tasks[0].options.device, log=log,
+                              preexec_fn=lambda: _die_with_parent(signal.SIGTERM))
     try:
         yield template.address if template is not None else None
     finally:

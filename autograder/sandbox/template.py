@@ -34,6 +34,7 @@ zygote's.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -51,10 +52,12 @@ ENV = "HW4_ZYGOTE_TEMPLATE"  # the template's socket, in a grader process's envi
 READY_TIMEOUT = 120.0        # importing torch on a loaded 2-core machine
 REPLY_TIMEOUT = 10.0         # from a request to the template's {"pid"}
 _MAX_MESSAGE = 1 << 16
+_SOCKET = "zygote-template.sock"  # in the template's own folder
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
          "from autograder.sandbox.template import serve; serve(*sys.argv[2:])")
 
 
+@functools.lru_cache(maxsize=None)
 def supported() -> bool:
     """Whether this Python and kernel have what a template needs (fd passing, pidfds: 5.3+)."""
     if not (hasattr(socket, "send_fds") and hasattr(os, "pidfd_open")
@@ -141,7 +144,7 @@ def spawn(request: dict, log_fd: int) -> Spawned | None:
     except (OSError, ValueError):
         pass
     pid = reply.get("pid") if isinstance(reply, dict) else None
-    if type(pid) is not int or pid <= 0 or len(fds) != 1 or len(mine) != 5:
+    if type(pid) is not int or pid <= 0 or len(fds) != 1:  # (no reply unless all was made)
         for item in (*fds, *mine):
             _close(item)
         return None
@@ -166,7 +169,7 @@ class Template:
 
     def __init__(self, process: subprocess.Popen, folder: Path):
         self.process, self.folder = process, folder
-        self.address = str(folder / "zygote-template.sock")  # what ENV is set to
+        self.address = str(folder / _SOCKET)  # what ENV is set to
 
     @classmethod
     def start(cls, device: str, *, provided_dir: Path | None = None, log: Path | None = None,
@@ -178,7 +181,7 @@ class Template:
 
         device = resolve_device(device)
         folder = Path(tempfile.mkdtemp(prefix="hw4-zygote-template-"))  # mode 0700: ours alone
-        address = folder / "zygote-template.sock"
+        address = folder / _SOCKET
         provided = Path(provided_dir) if provided_dir is not None else paths.PROVIDED_DIR
         sink = open(log, "ab") if log is not None else subprocess.DEVNULL
         try:
@@ -336,10 +339,7 @@ def _fork_zygote(connection: socket.socket, others: list, expected: dict, zygote
         return pid
     finally:
         for fd in fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            _close(fd)
 
 
 def _become_zygote(request: dict, fds: list[int], sockets: list, zygote) -> None:

@@ -47,10 +47,15 @@ class Budget:
                 "4.4's fine-tune (sparse_qat_batches)": self.sparse_qat_batches,
                 "an epoch of 3.4, 3.5 and 4.5 (batches_per_epoch)": self.batches_per_epoch}
 
+    def batches_per_epoch_of(self, images: int) -> int:
+        """The batches one epoch over ``images`` training images gives (at most
+        ``train_images`` of them, in batches of ``batch_size``; the last may be partial)."""
+        return -(-min(images, self.train_images) // self.batch_size)
+
     def short_of(self, images: int) -> dict[str, int]:
-        """The pipelines whose steps one epoch over ``images`` training images (at most
-        ``train_images`` of them, in batches of ``batch_size``) cannot give: {pipeline: steps}."""
-        batches = -(-min(images, self.train_images) // self.batch_size)  # the last is partial
+        """The pipelines whose steps one epoch over ``images`` training images cannot give:
+        {pipeline: steps}."""
+        batches = self.batches_per_epoch_of(images)
         return {name: steps for name, steps in self.one_epoch_steps().items() if steps > batches}
 
 

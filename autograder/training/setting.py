@@ -95,12 +95,12 @@ class Setting:
         short = budget.short_of(images)
         if short:
             from autograder.errors import GraderError
-            images = min(images, budget.train_images)
             needs = "; ".join(f"{name}: {steps}" for name, steps in short.items())
             raise GraderError(
-                f"the data {self.dataset.name!r} have {images} training images for the "
-                f"{self.device_type} budget {budget.name!r}, {-(-images // budget.batch_size)} "
-                f"batches of {budget.batch_size} per epoch, fewer than these pipelines take from "
+                f"the data {self.dataset.name!r} have {min(images, budget.train_images)} "
+                f"training images for the {self.device_type} budget {budget.name!r}, "
+                f"{budget.batches_per_epoch_of(images)} batches of {budget.batch_size} per "
+                f"epoch, fewer than these pipelines take from "
                 f"one epoch ({needs}). Use data with more training images, or lower those fields "
                 f"in autograder/training/budget.py and recalibrate (python -m autograder calibrate).")
 
